@@ -1,0 +1,224 @@
+//! The JSON shapes of check, in and out requests and answers, parsed strictly.
+//!
+//! Parsing goes through [`parse_request`], which names the path of a field with a wrong type
+//! (`source.depth: invalid type: …`) and, through `deny_unknown_fields` on every request and
+//! configuration struct, names an unknown field and lists the valid ones.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A version: a flat map of strings, e.g. `{"ref": "<sha>"}`. Ordered so output is stable.
+pub type Version = BTreeMap<String, String>;
+
+/// The request `check` receives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest<S> {
+    /// The resource's `source` configuration.
+    pub source: S,
+    /// The newest version known so far; absent or `null` on the first check.
+    #[serde(default)]
+    pub version: Option<Version>,
+}
+
+/// The request `in` receives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    bound(deserialize = "S: Deserialize<'de>, P: Deserialize<'de> + Default")
+)]
+pub struct InRequest<S, P> {
+    /// The resource's `source` configuration.
+    pub source: S,
+    /// The version to fetch.
+    pub version: Version,
+    /// The step's `params`; absent and `null` both mean the defaults.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub params: P,
+}
+
+/// The request `out` receives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    bound(deserialize = "S: Deserialize<'de>, P: Deserialize<'de> + Default")
+)]
+pub struct OutRequest<S, P> {
+    /// The resource's `source` configuration.
+    pub source: S,
+    /// The step's `params`; absent and `null` both mean the defaults.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub params: P,
+}
+
+/// One metadata entry shown next to a version in the build log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataField {
+    /// The entry's name, e.g. `commit`.
+    pub name: String,
+    /// The entry's value.
+    pub value: String,
+    /// An optional rendering hint used by some resources (`time`, `message`).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+impl MetadataField {
+    /// A plain metadata entry.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: value.into(),
+            kind: None,
+        }
+    }
+
+    /// A metadata entry with a rendering hint (`type`).
+    pub fn typed(name: impl Into<String>, value: impl Into<String>, kind: &str) -> Self {
+        Self {
+            name: name.into(),
+            value: value.into(),
+            kind: Some(kind.to_owned()),
+        }
+    }
+}
+
+/// The answer of `in` and `out`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The version fetched or created.
+    pub version: Version,
+    /// Metadata about it, shown in the build log.
+    #[serde(default)]
+    pub metadata: Vec<MetadataField>,
+}
+
+/// Builds a [`Version`] from pairs: `version([("ref", sha)])`.
+pub fn version<K: Into<String>, V: Into<String>>(
+    pairs: impl IntoIterator<Item = (K, V)>,
+) -> Version {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
+}
+
+/// Parses a request from raw stdin bytes, with errors that name the offending field path.
+pub fn parse_request<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, crate::InvalidRequest> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(crate::InvalidRequest::new(
+            "stdin is empty: expected a JSON request such as {\"source\": {...}}",
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|err| {
+        crate::InvalidRequest::new(format!(
+            "request is not valid UTF-8 (invalid byte at offset {})",
+            err.valid_up_to()
+        ))
+    })?;
+    if !text.trim_start().starts_with('{') {
+        let found: String = text.trim_start().chars().take(20).collect();
+        return Err(crate::InvalidRequest::new(format!(
+            "request is not valid JSON: expected an object starting with '{{', found {found:?}"
+        )));
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let parsed: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            crate::InvalidRequest::new(format!("request is not valid JSON: {inner}"))
+        } else if path == "." {
+            crate::InvalidRequest::new(format!("invalid request: {inner}"))
+        } else {
+            crate::InvalidRequest::new(format!("invalid request: {path}: {inner}"))
+        }
+    })?;
+    deserializer.end().map_err(|err| {
+        crate::InvalidRequest::new(format!(
+            "request has trailing data after the JSON object: {err}"
+        ))
+    })?;
+    Ok(parsed)
+}
+
+/// Deserialises `null` as the type's default, for `params` that Concourse may send as null.
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct Source {
+        uri: String,
+        #[serde(default, deserialize_with = "crate::lenient::option_u64")]
+        depth: Option<u64>,
+    }
+
+    fn check(input: &str) -> Result<CheckRequest<Source>, String> {
+        parse_request(input.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parses_valid_requests() {
+        let req = check(r#"{"source":{"uri":"x"},"version":{"ref":"abc"}}"#).unwrap();
+        assert_eq!(req.source.uri, "x");
+        assert_eq!(req.version.unwrap()["ref"], "abc");
+        let req = check(r#"{"source":{"uri":"x","depth":"3"},"version":null}"#).unwrap();
+        assert!(req.version.is_none());
+        assert_eq!(req.source.depth, Some(3));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("", "stdin is empty"),
+            ("not json", "request is not valid JSON"),
+            ("{}", "missing field `source`"),
+            (
+                r#"{"source":{"uri":"x","bogus":1}}"#,
+                "source.bogus: unknown field `bogus`, expected `uri` or `depth`",
+            ),
+            (
+                r#"{"source":{"uri":"x","depth":"deep"}}"#,
+                "source.depth: invalid type",
+            ),
+            (r#"{"source":{"uri":"x"}} {}"#, "trailing data"),
+            (
+                r#"{"source":{"uri":"x"},"extra":1}"#,
+                "unknown field `extra`",
+            ),
+        ];
+        for (input, expected) in cases {
+            let err = check(input).unwrap_err();
+            assert!(
+                err.contains(expected),
+                "{input:?}: {err:?} lacks {expected:?}"
+            );
+            assert!(!err.contains('\n'), "{input:?}: multi-line error {err:?}");
+        }
+    }
+
+    #[test]
+    fn params_null_is_default() {
+        #[derive(Debug, Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        struct Params {
+            #[serde(default)]
+            depth: u64,
+        }
+        let req: InRequest<Source, Params> =
+            parse_request(br#"{"source":{"uri":"x"},"version":{},"params":null}"#).unwrap();
+        assert_eq!(req.params.depth, 0);
+    }
+}

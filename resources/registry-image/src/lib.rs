@@ -1,0 +1,40 @@
+//! `registry-image-resource`: the Concourse registry-image resource: images from and to OCI registries.
+//!
+//! Contract: `shared/spec/registry-image.md`. This module wires the resource into the protocol harness; the
+//! accepted `source` and `params` are declared in [`config`].
+
+pub mod config;
+
+use std::path::Path;
+
+use resource_protocol::{
+    CheckRequest, InRequest, NotImplemented, OutRequest, Resource, Response, Version,
+};
+
+pub use config::{GetParams, PutParams, Source};
+
+/// The registry-image resource type.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RegistryImageResource;
+
+impl Resource for RegistryImageResource {
+    const NAME: &'static str = "registry-image";
+    type Source = Source;
+    type GetParams = GetParams;
+    type PutParams = PutParams;
+
+    fn check(&self, request: CheckRequest<Source>) -> anyhow::Result<Vec<Version>> {
+        request.source.validate()?;
+        Err(NotImplemented::new("registry-image check").into())
+    }
+
+    fn get(&self, request: InRequest<Source, GetParams>, _dest: &Path) -> anyhow::Result<Response> {
+        request.source.validate()?;
+        Err(NotImplemented::new("registry-image in").into())
+    }
+
+    fn put(&self, request: OutRequest<Source, PutParams>, _src: &Path) -> anyhow::Result<Response> {
+        request.source.validate()?;
+        Err(NotImplemented::new("registry-image out").into())
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of `registry-image-resource`: the real binary, driven through the protocol.
+
+mod bad_input;
