@@ -191,6 +191,10 @@ mod tests {
             ),
             (
                 r#"{"source":{"uri":"x","depth":"deep"}}"#,
+                "source.depth: invalid value",
+            ),
+            (
+                r#"{"source":{"uri":"x","depth":[]}}"#,
                 "source.depth: invalid type",
             ),
             (r#"{"source":{"uri":"x"}} {}"#, "trailing data"),
