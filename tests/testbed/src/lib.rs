@@ -6,3 +6,4 @@
 //! are never mocks of our own code.
 
 pub mod bad_input;
+pub mod fixtures;
