@@ -1,0 +1,3 @@
+//! Integration tests of `resource-protocol`, including the repository rules of the workspace.
+
+mod repo_rules;
