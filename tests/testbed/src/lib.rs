@@ -7,3 +7,6 @@
 
 pub mod bad_input;
 pub mod fixtures;
+pub mod registry;
+pub mod tls;
+pub mod tools;

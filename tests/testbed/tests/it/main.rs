@@ -1,1 +1,6 @@
 //! Self-tests of the test bed: each server starts and answers one real request.
+
+// Helpers here are test code too: a failed unwrap is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+mod registry;

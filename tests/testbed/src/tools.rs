@@ -1,0 +1,324 @@
+//! Plumbing every server shares: finding installed programs, free ports, temp dirs, and the
+//! [`ServerProcess`] guard that kills a server's whole process group when it drops.
+//!
+//! Nothing here skips a test: a missing program panics with the Debian package to install.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start listening before the test fails.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many bytes of a server log [`ServerProcess::log_tail`] shows.
+const LOG_TAIL_BYTES: u64 = 4000;
+
+/// Directories searched after `PATH`: root's sbin dirs are often missing from a test's `PATH`.
+const EXTRA_PATH: [&str; 3] = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
+
+/// The absolute path of `program`, found on `PATH` (or in the sbin dirs).
+///
+/// # Panics
+/// With `program X not found: apt-get install PACKAGE` when it is not installed: tests never skip.
+pub fn require(program: &str, package: &str) -> PathBuf {
+    find_program(program).unwrap_or_else(|| {
+        panic!("program {program} not found: apt-get install {package}");
+    })
+}
+
+/// Where `program` is installed, if anywhere.
+fn find_program(program: &str) -> Option<PathBuf> {
+    let is_executable = |path: &Path| {
+        path.metadata()
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return is_executable(&path).then_some(path);
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path_var)
+        .chain(EXTRA_PATH.iter().map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+/// A TCP port on `127.0.0.1` that was free a moment ago.
+///
+/// Another process may take it before the server binds it; the `start` functions of this crate
+/// retry with a fresh port when a server fails to come up (see [`retry_start`]).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind 127.0.0.1:0 to find a free port")
+        .port()
+}
+
+/// A fresh temp dir under `/tmp` named after `purpose`; deleted when dropped.
+pub fn temp_dir(purpose: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("testbed-{purpose}-"))
+        .tempdir()
+        .expect("create temp dir")
+}
+
+/// A fresh temp dir on tmpfs (`/dev/shm`) when it is writable, else under `/tmp`.
+///
+/// For storage that sees many small writes (registry blobs, thousands of tags): about ten times
+/// faster than disk.
+pub fn fast_temp_dir(purpose: &str) -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    tempfile::Builder::new()
+        .prefix(&format!("testbed-{purpose}-"))
+        .tempdir_in(shm)
+        .unwrap_or_else(|_| temp_dir(purpose))
+}
+
+/// Starts a server with a fresh free port, retrying a few times when it fails to come up
+/// (most often because another test took the port in between).
+///
+/// `start` gets the port and returns the running server or a description of the failure
+/// (including the server's log tail). Panics with the last failure after three attempts.
+pub fn retry_start<T>(what: &str, mut start: impl FnMut(u16) -> Result<T, String>) -> T {
+    const ATTEMPTS: usize = 3;
+    let mut failures = Vec::new();
+    for _ in 0..ATTEMPTS {
+        match start(free_port()) {
+            Ok(server) => return server,
+            Err(failure) => failures.push(failure),
+        }
+    }
+    panic!(
+        "{what} did not start ({ATTEMPTS} attempts):\n{}",
+        failures.join("\n---\n")
+    );
+}
+
+/// A running server: its child process leads its own process group, and the whole group is
+/// killed (SIGKILL) and reaped when the guard drops, so workers and per-connection forks
+/// (nginx, sshd, git daemon) go too.
+pub struct ServerProcess {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Spawns `command` as `name` in a new process group, stdin closed, stdout and stderr
+    /// appended to `log` (which servers may also write to themselves).
+    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<ServerProcess, String> {
+        let open_log = || {
+            File::options()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(|e| format!("{name}: cannot open log {}: {e}", log.display()))
+        };
+        command
+            .stdin(Stdio::null())
+            .stdout(open_log()?)
+            .stderr(open_log()?)
+            .process_group(0);
+        let child = command
+            .spawn()
+            .map_err(|e| format!("{name}: cannot run {:?}: {e}", command.get_program()))?;
+        Ok(ServerProcess {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+        })
+    }
+
+    /// The server's process id (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last few KB of the server's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        read_tail(&self.log, LOG_TAIL_BYTES)
+    }
+
+    /// Waits until `addr` accepts TCP connections. Fails (with the log tail) if the server exits
+    /// first or `timeout` passes.
+    pub fn wait_listening(&mut self, addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return Err(self.failure(&format!("exited ({status}) before listening on {addr}")));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(self.failure(&format!("not listening on {addr} after {timeout:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `path` (a Unix socket or pid file the server creates) exists.
+    pub fn wait_for_file(&mut self, path: &Path, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return Err(self.failure(&format!(
+                    "exited ({status}) before creating {}",
+                    path.display()
+                )));
+            }
+            if path.exists() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(self.failure(&format!(
+                    "did not create {} after {timeout:?}",
+                    path.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The exit status if the server has stopped.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// A failure message naming the server, `what` went wrong, and its log tail.
+    pub fn failure(&self, what: &str) -> String {
+        format!(
+            "{} (pid {}) {what}; log {}:\n{}",
+            self.name,
+            self.pid(),
+            self.log.display(),
+            self.log_tail()
+        )
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let group = i32::try_from(self.child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(group) = group {
+            // The group may be gone already (the server exited); nothing to do then.
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last `bytes` of the file at `path` (lossy UTF-8), or a note that it cannot be read.
+pub fn read_tail(path: &Path, bytes: u64) -> String {
+    let read = || -> std::io::Result<String> {
+        let mut file = File::open(path)?;
+        let len = file.metadata()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(bytes)))?;
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    read().unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()))
+}
+
+/// Runs `program` with `args` in `cwd` and returns its stdout; panics with the program's stderr
+/// tail when it fails. For fixture set-up steps, where a failure is a broken test bed.
+pub fn run<I, S>(program: &Path, args: I, cwd: &Path) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = resource_protocol::process::command(program, cwd);
+    command.args(args);
+    run_command(&mut command)
+}
+
+/// Runs a prepared command and returns its stdout; panics with its stderr tail when it fails.
+pub fn run_command(command: &mut Command) -> Vec<u8> {
+    let args: Vec<String> = command
+        .get_args()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    match resource_protocol::process::output_checked(command) {
+        Ok(output) => output.stdout,
+        Err(e) => panic!("{e}\n(args: {args:?})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn require_finds_installed_and_names_the_package_otherwise() {
+        assert!(require("sh", "dash").is_absolute());
+        let missing = std::panic::catch_unwind(|| require("no-such-tool-xyz", "pkg-xyz"))
+            .unwrap_err()
+            .downcast::<String>()
+            .unwrap();
+        assert_eq!(
+            *missing,
+            "program no-such-tool-xyz not found: apt-get install pkg-xyz"
+        );
+    }
+
+    #[test]
+    fn server_process_reports_early_exit_and_kills_its_group_on_drop() {
+        let dir = temp_dir("tools");
+        let log = dir.path().join("log");
+        let sh = require("sh", "dash");
+
+        let mut command = resource_protocol::process::command(&sh, dir.path());
+        command.args(["-c", "echo boom >&2; exit 3"]);
+        let mut failing = ServerProcess::spawn("failing", command, &log).unwrap();
+        let err = failing
+            .wait_listening(
+                SocketAddr::from(([127, 0, 0, 1], free_port())),
+                Duration::from_secs(5),
+            )
+            .unwrap_err();
+        assert!(
+            err.contains("failing (pid") && err.contains("boom"),
+            "{err}"
+        );
+
+        // A grandchild in the same group must die with the guard.
+        let pid_file = dir.path().join("grandchild.pid");
+        let mut command = resource_protocol::process::command(&sh, dir.path());
+        command.args([
+            "-c",
+            &format!("sleep 60 & echo $! > {}; wait", pid_file.display()),
+        ]);
+        let mut server = ServerProcess::spawn("sleeper", command, &log).unwrap();
+        server
+            .wait_for_file(&pid_file, Duration::from_secs(5))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let grandchild = std::fs::read_to_string(&pid_file).unwrap();
+        let proc_dir = PathBuf::from(format!("/proc/{}", grandchild.trim()));
+        assert!(proc_dir.exists());
+        drop(server);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // The grandchild is reparented to init, which reaps it; /proc entry then disappears.
+        while proc_dir.exists()
+            && !std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| s.contains(") Z "))
+        {
+            assert!(Instant::now() < deadline, "grandchild survived the guard");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
