@@ -1,0 +1,1394 @@
+//! [`RegistryClient`]: one repository on one registry, over the OCI distribution API.
+//!
+//! Every request goes through one send loop that (1) attaches credentials only when the URL
+//! has the registry's own origin, (2) answers `401` challenges once (Basic, or a Bearer token
+//! fetched for the operation's scopes and cached), (3) follows redirects by hand so that a
+//! redirect to another host (blob storage) never carries the `Authorization` header, and
+//! (4) retries `429`, `5xx` and connection failures with exponential backoff, never
+//! `401`/`403`/`404`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use resource_protocol::Secret;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+use crate::auth::{Challenge, Credentials, TokenResponse, parse_challenge, pull_scope, push_scope};
+use crate::digest::{DigestVerifier, sha256_digest, validate_digest};
+use crate::error::{RegistryError, error_chain};
+use crate::media::MANIFEST_ACCEPT;
+use crate::reference::{DOCKER_HUB_API_HOST, is_docker_hub, validate_repository};
+
+/// Manifests larger than this are refused (the distribution spec's limit is 4 MiB).
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+/// Redirect hops followed per request.
+const MAX_REDIRECTS: u32 = 10;
+/// Environment variable overriding the base delay of [`RetryPolicy::from_env`], in
+/// milliseconds (tests set it low so retry paths run in milliseconds).
+pub const RETRY_BASE_DELAY_ENV: &str = "TRIBUTARY_RETRY_BASE_DELAY_MS";
+
+/// How failed requests are retried: attempt `n` (from 1) waits `base_delay * 2^(n-1)`, at most
+/// `max_delay`, before the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts per request, including the first (at least 1).
+    pub max_attempts: u32,
+    /// Delay before the second attempt.
+    pub base_delay: Duration,
+    /// Upper bound of any single delay (also caps `Retry-After`).
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 attempts, 500 ms doubling up to 8 s: about 7.5 s of waiting in the worst case.
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The default policy, with the base delay taken from [`RETRY_BASE_DELAY_ENV`] when set.
+    pub fn from_env() -> Self {
+        let mut policy = Self::default();
+        if let Some(ms) = std::env::var(RETRY_BASE_DELAY_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            policy.base_delay = Duration::from_millis(ms);
+            policy.max_delay = policy
+                .max_delay
+                .min(Duration::from_millis(ms.saturating_mul(16)));
+        }
+        policy
+    }
+
+    /// A policy for tests: 4 attempts, 5 ms doubling up to 40 ms.
+    pub fn fast() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(40),
+        }
+    }
+
+    /// The wait after failed attempt `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// Everything needed to talk to one repository.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Registry host and port (`127.0.0.1:5000`, `ghcr.io`; any Docker Hub spelling is mapped
+    /// to `registry-1.docker.io`). An `http://` or `https://` prefix forces that scheme;
+    /// without one the client uses https, falling back to http for `insecure`, loopback,
+    /// `localhost` and private-range hosts when https does not connect.
+    pub registry: String,
+    /// Repository path, e.g. `library/ubuntu`.
+    pub repository: String,
+    /// User name for Basic auth or the token exchange.
+    pub username: Option<String>,
+    /// Password (or token) for Basic auth or the token exchange.
+    pub password: Option<Secret>,
+    /// Allow plain http and untrusted certificates for this registry.
+    pub insecure: bool,
+    /// PEM certificates (each entry may hold several) trusted besides the system roots.
+    pub ca_certs: Vec<String>,
+    /// Retries of failed requests.
+    pub retry: RetryPolicy,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl ClientConfig {
+    /// A config for `registry`/`repository` with no credentials, default retries and our
+    /// user agent.
+    pub fn new(registry: impl Into<String>, repository: impl Into<String>) -> Self {
+        Self {
+            registry: registry.into(),
+            repository: repository.into(),
+            username: None,
+            password: None,
+            insecure: false,
+            ca_certs: Vec::new(),
+            retry: RetryPolicy::from_env(),
+            user_agent: format!("tributary/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// What a manifest reference points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// `sha256:…`.
+    pub digest: String,
+    /// The manifest's media type (`Content-Type`).
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A fetched manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The exact bytes the registry served (hash these, never a re-serialisation).
+    pub bytes: Bytes,
+    /// Media type from `Content-Type` (or the manifest's `mediaType` field).
+    pub media_type: String,
+    /// Digest of `bytes` (verified against the reference when fetched by digest).
+    pub digest: String,
+}
+
+/// A blob's content as a stream of chunks, verified against its digest: the stream ends with
+/// an error instead of `None` when the bytes do not match.
+pub type BlobStream = Pin<Box<dyn Stream<Item = Result<Bytes, RegistryError>> + Send>>;
+
+/// A client for one repository. Cheap to clone (shared state); safe to use concurrently.
+#[derive(Clone)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("registry", &self.inner.registry)
+            .field("repository", &self.inner.repository)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    http: reqwest::Client,
+    registry: String,
+    repository: String,
+    scheme: SchemeChoice,
+    credentials: Option<Credentials>,
+    retry: RetryPolicy,
+    base: tokio::sync::OnceCell<Url>,
+    auth: Mutex<AuthState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SchemeChoice {
+    Https,
+    Http,
+    /// https, or http when https does not connect.
+    HttpsThenHttp,
+}
+
+#[derive(Default)]
+struct AuthState {
+    challenge: Option<Challenge>,
+    tokens: HashMap<String, (Secret, Instant)>,
+}
+
+enum CallBody {
+    Empty,
+    Bytes(Bytes),
+    File { path: PathBuf, size: u64 },
+}
+
+struct Call<'a> {
+    method: Method,
+    url: Url,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
+    body: CallBody,
+    scopes: &'a [String],
+}
+
+impl<'a> Call<'a> {
+    fn new(method: Method, url: Url, scopes: &'a [String]) -> Self {
+        Self {
+            method,
+            url,
+            headers: Vec::new(),
+            body: CallBody::Empty,
+            scopes,
+        }
+    }
+
+    fn header(mut self, name: header::HeaderName, value: &'static str) -> Self {
+        self.headers.push((name, HeaderValue::from_static(value)));
+        self
+    }
+}
+
+impl RegistryClient {
+    /// A client for `config.repository` on `config.registry`. Fails only on invalid
+    /// configuration (bad repository name or CA certificate); nothing is sent yet.
+    pub fn new(config: ClientConfig) -> Result<Self, RegistryError> {
+        let (scheme, host) = match config.registry.trim().trim_end_matches('/') {
+            r if r.starts_with("https://") => (Some(SchemeChoice::Https), &r["https://".len()..]),
+            r if r.starts_with("http://") => (Some(SchemeChoice::Http), &r["http://".len()..]),
+            r => (None, r),
+        };
+        if host.is_empty() || host.contains('/') {
+            return Err(RegistryError::InvalidConfig(format!(
+                "registry {:?}: expected host[:port]",
+                config.registry
+            )));
+        }
+        let host = if is_docker_hub(host) {
+            DOCKER_HUB_API_HOST.to_owned()
+        } else {
+            host.to_ascii_lowercase()
+        };
+        validate_repository(&config.repository).map_err(RegistryError::InvalidReference)?;
+        let scheme = scheme.unwrap_or(if config.insecure || is_local_or_private(&host) {
+            SchemeChoice::HttpsThenHttp
+        } else {
+            SchemeChoice::Https
+        });
+        let mut builder = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(Duration::from_secs(120))
+            .danger_accept_invalid_certs(config.insecure);
+        for (i, pem) in config.ca_certs.iter().enumerate() {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+                RegistryError::InvalidConfig(format!("ca_certs[{i}]: {}", error_chain(&e)))
+            })?;
+            if certs.is_empty() {
+                return Err(RegistryError::InvalidConfig(format!(
+                    "ca_certs[{i}]: no PEM certificate found"
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| RegistryError::InvalidConfig(error_chain(&e)))?;
+        let credentials = match (config.username, config.password) {
+            (Some(username), password) if !username.is_empty() => Some(Credentials {
+                username,
+                password: password.unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                registry: host,
+                repository: config.repository,
+                scheme,
+                credentials,
+                retry: config.retry,
+                base: tokio::sync::OnceCell::new(),
+                auth: Mutex::new(AuthState::default()),
+            }),
+        })
+    }
+
+    /// The registry host this client talks to.
+    pub fn registry(&self) -> &str {
+        &self.inner.registry
+    }
+
+    /// The repository this client talks to.
+    pub fn repository(&self) -> &str {
+        &self.inner.repository
+    }
+
+    /// A client for another repository on the same registry with the same settings (fresh
+    /// token cache, shared connection pool).
+    pub fn for_repository(&self, repository: &str) -> Result<Self, RegistryError> {
+        validate_repository(repository).map_err(RegistryError::InvalidReference)?;
+        let inner = &self.inner;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http: inner.http.clone(),
+                registry: inner.registry.clone(),
+                repository: repository.to_owned(),
+                scheme: inner.scheme,
+                credentials: inner.credentials.clone(),
+                retry: inner.retry,
+                base: inner.base.clone(),
+                auth: Mutex::new(AuthState::default()),
+            }),
+        })
+    }
+
+    // ---- tags ----------------------------------------------------------------------------
+
+    /// Lists tags, `page_size` per request (`n`), reading at most `max_pages` pages (following
+    /// `Link: <…>; rel="next"`). Registries that ignore `n` answer everything in one page.
+    pub async fn list_tags(
+        &self,
+        page_size: u32,
+        max_pages: u32,
+    ) -> Result<Vec<String>, RegistryError> {
+        let mut pages = self.tag_pages(page_size).await?;
+        let mut tags = Vec::new();
+        for _ in 0..max_pages {
+            match pages.next_page().await? {
+                Some(page) => tags.extend(page),
+                None => break,
+            }
+        }
+        Ok(tags)
+    }
+
+    /// A page-by-page reader of the tag list, so callers can filter as pages arrive and keep
+    /// memory flat.
+    pub async fn tag_pages(&self, page_size: u32) -> Result<TagPages, RegistryError> {
+        let mut url = self.url("tags/list").await?;
+        if page_size > 0 {
+            url.query_pairs_mut()
+                .append_pair("n", &page_size.to_string());
+        }
+        Ok(TagPages {
+            client: self.clone(),
+            next: Some(url),
+            scopes: vec![pull_scope(&self.inner.repository)],
+        })
+    }
+
+    // ---- manifests -----------------------------------------------------------------------
+
+    /// Resolves a tag or digest to a descriptor with one `HEAD` (a `GET` when the registry
+    /// sends no `Docker-Content-Digest`; the digest is then computed from the bytes).
+    /// `Ok(None)` when the manifest does not exist.
+    pub async fn head_manifest(
+        &self,
+        reference: &str,
+    ) -> Result<Option<Descriptor>, RegistryError> {
+        let url = self.manifest_url(reference).await?;
+        let scopes = [pull_scope(&self.inner.repository)];
+        let call =
+            Call::new(Method::HEAD, url.clone(), &scopes).header(header::ACCEPT, MANIFEST_ACCEPT);
+        let response = self.send(call).await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => {
+                return Err(self
+                    .status_error(response, "HEAD", NotFound::Manifest(reference))
+                    .await);
+            }
+        }
+        let headers = response.headers();
+        let digest =
+            header_str(headers, "docker-content-digest").filter(|d| validate_digest(d).is_ok());
+        let media_type = header_str(headers, header::CONTENT_TYPE.as_str());
+        let size = header_str(headers, header::CONTENT_LENGTH.as_str())
+            .and_then(|s| s.parse::<u64>().ok());
+        match (digest, media_type, size) {
+            (Some(digest), Some(media_type), Some(size)) => Ok(Some(Descriptor {
+                digest,
+                media_type,
+                size,
+            })),
+            _ => {
+                tracing::debug!("HEAD {url} gave no digest; fetching the manifest instead");
+                match self.get_manifest(reference).await {
+                    Ok(m) => Ok(Some(Descriptor {
+                        digest: m.digest,
+                        media_type: m.media_type,
+                        size: m.bytes.len() as u64,
+                    })),
+                    Err(RegistryError::ManifestUnknown { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Fetches a manifest (any of the four media types) by tag or digest. Fetched by digest,
+    /// the bytes are verified against it.
+    pub async fn get_manifest(&self, reference: &str) -> Result<Manifest, RegistryError> {
+        let url = self.manifest_url(reference).await?;
+        let scopes = [pull_scope(&self.inner.repository)];
+        let call =
+            Call::new(Method::GET, url.clone(), &scopes).header(header::ACCEPT, MANIFEST_ACCEPT);
+        let response = self.send(call).await?;
+        if response.status() != StatusCode::OK {
+            return Err(self
+                .status_error(response, "GET", NotFound::Manifest(reference))
+                .await);
+        }
+        let header_type = header_str(response.headers(), header::CONTENT_TYPE.as_str());
+        let header_digest = header_str(response.headers(), "docker-content-digest");
+        let bytes = read_limited(response, MAX_MANIFEST_BYTES, url.as_str()).await?;
+        let digest = if reference.contains(':') {
+            let mut verifier = DigestVerifier::new(reference)?;
+            verifier.update(&bytes);
+            verifier.verify()?;
+            reference.to_owned()
+        } else {
+            sha256_digest(&bytes)
+        };
+        if let Some(h) = header_digest.filter(|h| h.starts_with("sha256:") && *h != digest) {
+            tracing::warn!("{url}: Docker-Content-Digest {h} differs from the content's {digest}");
+        }
+        let media_type = header_type
+            .filter(|t| t.starts_with("application/vnd.") || t.contains("+json"))
+            .or_else(|| media_type_field(&bytes))
+            .unwrap_or_else(|| "application/vnd.docker.distribution.manifest.v2+json".into());
+        Ok(Manifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// Uploads a manifest under `reference` (a tag, or its digest) and returns its digest.
+    pub async fn put_manifest(
+        &self,
+        reference: &str,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<String, RegistryError> {
+        let url = self.manifest_url(reference).await?;
+        let scopes = [push_scope(&self.inner.repository)];
+        let content_type = HeaderValue::from_str(media_type)
+            .map_err(|_| RegistryError::InvalidReference(format!("media type {media_type:?}")))?;
+        let digest = sha256_digest(&bytes);
+        let mut call = Call::new(Method::PUT, url, &scopes);
+        call.headers.push((header::CONTENT_TYPE, content_type));
+        call.body = CallBody::Bytes(bytes);
+        let response = self.send(call).await?;
+        if !response.status().is_success() {
+            return Err(self
+                .status_error(response, "PUT", NotFound::Repository)
+                .await);
+        }
+        Ok(digest)
+    }
+
+    // ---- blobs ---------------------------------------------------------------------------
+
+    /// Whether the repository has the blob (`HEAD`).
+    pub async fn blob_exists(&self, digest: &str) -> Result<bool, RegistryError> {
+        validate_digest(digest).map_err(RegistryError::InvalidReference)?;
+        let url = self.url(&format!("blobs/{digest}")).await?;
+        let scopes = [pull_scope(&self.inner.repository)];
+        let response = self.send(Call::new(Method::HEAD, url, &scopes)).await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self
+                .status_error(response, "HEAD", NotFound::Blob(digest))
+                .await),
+        }
+    }
+
+    /// Streams a blob, verifying its digest as the bytes pass. A connection that breaks
+    /// mid-blob is resumed with a `Range` request (or restarted, skipping what was already
+    /// delivered, when the registry ignores ranges), up to the retry policy's attempts.
+    pub async fn get_blob(&self, digest: &str) -> Result<BlobStream, RegistryError> {
+        let verifier = DigestVerifier::new(digest)?;
+        let url = self.url(&format!("blobs/{digest}")).await?;
+        let state = BlobState {
+            client: self.clone(),
+            digest: digest.to_owned(),
+            url,
+            verifier,
+            offset: 0,
+            skip: 0,
+            body: None,
+            failures: 0,
+            done: false,
+        };
+        // Open eagerly so a missing blob is an error of this call, not of the first chunk.
+        let mut state = state;
+        state.open().await?;
+        Ok(Box::pin(futures::stream::unfold(
+            state,
+            BlobState::next_chunk,
+        )))
+    }
+
+    /// Fetches a small blob (a config) whole, verified. Fails beyond `max_bytes`.
+    pub async fn get_blob_bytes(
+        &self,
+        digest: &str,
+        max_bytes: usize,
+    ) -> Result<Bytes, RegistryError> {
+        let mut stream = self.get_blob(digest).await?;
+        let mut buf = Vec::new();
+        while let Some(chunk) = stream.try_next().await? {
+            if buf.len() + chunk.len() > max_bytes {
+                return Err(RegistryError::InvalidResponse {
+                    url: digest.to_owned(),
+                    message: format!("blob larger than {max_bytes} bytes"),
+                });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    /// Downloads a blob to `path`, verified while streaming. The bytes go to `path.partial`
+    /// first and are renamed into place only once verified, so a failure never leaves a file
+    /// at `path`. Returns the size.
+    pub async fn download_blob_to(&self, digest: &str, path: &Path) -> Result<u64, RegistryError> {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let result = async {
+            let mut stream = self.get_blob(digest).await?;
+            let file = tokio::fs::File::create(&partial)
+                .await
+                .map_err(|e| RegistryError::io(&partial, e))?;
+            let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+            let mut size = 0u64;
+            while let Some(chunk) = stream.try_next().await? {
+                size += chunk.len() as u64;
+                writer
+                    .write_all(&chunk)
+                    .await
+                    .map_err(|e| RegistryError::io(&partial, e))?;
+            }
+            writer
+                .flush()
+                .await
+                .map_err(|e| RegistryError::io(&partial, e))?;
+            tokio::fs::rename(&partial, path)
+                .await
+                .map_err(|e| RegistryError::io(path, e))?;
+            Ok(size)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&partial).await;
+        }
+        result
+    }
+
+    /// Asks the registry to mount `digest` from `from_repository` (same registry) instead of
+    /// uploading it. `Ok(true)` when mounted; `Ok(false)` when the registry declined (upload it
+    /// then).
+    pub async fn mount_blob(
+        &self,
+        digest: &str,
+        from_repository: &str,
+    ) -> Result<bool, RegistryError> {
+        validate_digest(digest).map_err(RegistryError::InvalidReference)?;
+        validate_repository(from_repository).map_err(RegistryError::InvalidReference)?;
+        let mut url = self.url("blobs/uploads/").await?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest)
+            .append_pair("from", from_repository);
+        let scopes = [
+            push_scope(&self.inner.repository),
+            pull_scope(from_repository),
+        ];
+        let response = self
+            .send(Call::new(Method::POST, url.clone(), &scopes))
+            .await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => {
+                // An upload session was opened instead; close it (best effort).
+                if let Some(location) = location(&response, &url) {
+                    let _ = self
+                        .send(Call::new(Method::DELETE, location, &scopes))
+                        .await;
+                }
+                Ok(false)
+            }
+            _ => Err(self
+                .status_error(response, "POST", NotFound::Repository)
+                .await),
+        }
+    }
+
+    /// Uploads the file at `path` (`size` bytes) as blob `digest`: `POST` a session, then one
+    /// monolithic `PUT` streaming the file. The registry verifies the digest.
+    pub async fn upload_blob(
+        &self,
+        digest: &str,
+        size: u64,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
+        self.upload(digest, || CallBody::File {
+            path: path.to_owned(),
+            size,
+        })
+        .await
+    }
+
+    /// Uploads in-memory bytes (a config, a small layer) as blob `digest`.
+    pub async fn upload_blob_bytes(&self, digest: &str, bytes: Bytes) -> Result<(), RegistryError> {
+        self.upload(digest, || CallBody::Bytes(bytes.clone())).await
+    }
+
+    async fn upload(&self, digest: &str, body: impl Fn() -> CallBody) -> Result<(), RegistryError> {
+        validate_digest(digest).map_err(RegistryError::InvalidReference)?;
+        let scopes = [push_scope(&self.inner.repository)];
+        let start = self.url("blobs/uploads/").await?;
+        let response = self
+            .send(Call::new(Method::POST, start.clone(), &scopes))
+            .await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(self
+                .status_error(response, "POST", NotFound::Repository)
+                .await);
+        }
+        let Some(mut put_url) = location(&response, &start) else {
+            return Err(RegistryError::InvalidResponse {
+                url: start.to_string(),
+                message: "upload session without a Location header".into(),
+            });
+        };
+        put_url.query_pairs_mut().append_pair("digest", digest);
+        let mut call = Call::new(Method::PUT, put_url, &scopes)
+            .header(header::CONTENT_TYPE, "application/octet-stream");
+        call.body = body();
+        let response = self.send(call).await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(self
+                .status_error(response, "PUT", NotFound::Repository)
+                .await);
+        }
+        Ok(())
+    }
+
+    // ---- plumbing ------------------------------------------------------------------------
+
+    async fn base(&self) -> Result<&Url, RegistryError> {
+        self.inner
+            .base
+            .get_or_try_init(|| async {
+                let host = &self.inner.registry;
+                let parse = |scheme: &str| {
+                    Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
+                        RegistryError::InvalidConfig(format!("registry {host:?}: {e}"))
+                    })
+                };
+                match self.inner.scheme {
+                    SchemeChoice::Https => parse("https"),
+                    SchemeChoice::Http => parse("http"),
+                    SchemeChoice::HttpsThenHttp => {
+                        let https = parse("https")?;
+                        let probe = https.join("v2/").map_err(|e| {
+                            RegistryError::InvalidConfig(format!("registry {host:?}: {e}"))
+                        })?;
+                        match self.inner.http.get(probe).send().await {
+                            Ok(_) => Ok(https),
+                            Err(e) => {
+                                tracing::debug!(
+                                    "https://{host} does not answer ({}); using http",
+                                    error_chain(&e)
+                                );
+                                parse("http")
+                            }
+                        }
+                    }
+                }
+            })
+            .await
+    }
+
+    /// `{base}/v2/{repository}/{rest}`.
+    async fn url(&self, rest: &str) -> Result<Url, RegistryError> {
+        let base = self.base().await?;
+        base.join(&format!("v2/{}/{rest}", self.inner.repository))
+            .map_err(|e| RegistryError::InvalidReference(format!("{rest:?}: {e}")))
+    }
+
+    async fn manifest_url(&self, reference: &str) -> Result<Url, RegistryError> {
+        if reference.contains(':') {
+            validate_digest(reference).map_err(RegistryError::InvalidReference)?;
+        } else {
+            crate::reference::validate_tag(reference).map_err(RegistryError::InvalidReference)?;
+        }
+        self.url(&format!("manifests/{reference}")).await
+    }
+
+    fn is_own_origin(&self, url: &Url, base: &Url) -> bool {
+        url.origin() == base.origin()
+    }
+
+    /// Sends a call with auth, manual redirects and retries; returns the final response,
+    /// whatever its status (callers map statuses), except that an auth failure is
+    /// [`RegistryError::Unauthorized`].
+    async fn send(&self, call: Call<'_>) -> Result<reqwest::Response, RegistryError> {
+        let base = self.base().await?.clone();
+        let retry = self.inner.retry;
+        let mut url = call.url.clone();
+        let mut method = call.method.clone();
+        let mut attempt = 1u32;
+        let mut redirects = 0u32;
+        let mut answered_challenge = false;
+        loop {
+            let own = self.is_own_origin(&url, &base);
+            let mut request = self.inner.http.request(method.clone(), url.clone());
+            for (name, value) in &call.headers {
+                request = request.header(name, value);
+            }
+            if own && let Some(auth) = self.auth_header(call.scopes).await? {
+                request = request.header(header::AUTHORIZATION, auth);
+            }
+            request = match &call.body {
+                CallBody::Empty => request,
+                CallBody::Bytes(bytes) => request.body(bytes.clone()),
+                CallBody::File { path, size } => request
+                    .header(header::CONTENT_LENGTH, *size)
+                    .body(file_body(path).await?),
+            };
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) if attempt < retry.max_attempts => {
+                    tracing::warn!(
+                        "{method} {url}: {} (attempt {attempt} of {}, retrying)",
+                        error_chain(&e),
+                        retry.max_attempts
+                    );
+                    tokio::time::sleep(retry.delay(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(RegistryError::transport(method.as_str(), url.as_str(), &e)),
+            };
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && own {
+                if answered_challenge {
+                    return Err(self.unauthorized());
+                }
+                answered_challenge = true;
+                self.answer_challenge(response.headers(), call.scopes)
+                    .await?;
+                continue;
+            }
+            if status.is_redirection()
+                && let Some(next) = location(&response, &url)
+            {
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    return Err(RegistryError::InvalidResponse {
+                        url: url.to_string(),
+                        message: format!("more than {MAX_REDIRECTS} redirects"),
+                    });
+                }
+                if status == StatusCode::SEE_OTHER
+                    || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                        && method == Method::POST)
+                {
+                    method = Method::GET;
+                }
+                tracing::debug!("{url} redirects to {}", next.origin().ascii_serialization());
+                url = next;
+                continue;
+            }
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
+            if retryable && attempt < retry.max_attempts {
+                let wait = retry_after(response.headers())
+                    .map_or(retry.delay(attempt), |d| d.min(retry.max_delay));
+                tracing::warn!(
+                    "{method} {url}: {status} (attempt {attempt} of {}, retrying in {wait:?})",
+                    retry.max_attempts
+                );
+                drop(response);
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+
+    fn unauthorized(&self) -> RegistryError {
+        RegistryError::Unauthorized {
+            registry: self.inner.registry.clone(),
+            repository: self.inner.repository.clone(),
+            user: self.inner.credentials.as_ref().map(|c| c.username.clone()),
+        }
+    }
+
+    /// The `Authorization` value for `scopes` under the challenge seen so far, fetching a
+    /// token when needed.
+    async fn auth_header(&self, scopes: &[String]) -> Result<Option<String>, RegistryError> {
+        let key = scopes.join(" ");
+        let (challenge, cached) = {
+            let state = self.lock_auth();
+            let cached = state
+                .tokens
+                .get(&key)
+                .filter(|(_, deadline)| Instant::now() < *deadline)
+                .map(|(token, _)| token.clone());
+            (state.challenge.clone(), cached)
+        };
+        match challenge {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(self
+                .inner
+                .credentials
+                .as_ref()
+                .map(Credentials::basic_header)),
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let token = match cached {
+                    Some(token) => token,
+                    None => self.fetch_token(&realm, service.as_deref(), scopes).await?,
+                };
+                Ok(Some(format!("Bearer {}", token.expose())))
+            }
+        }
+    }
+
+    /// Records a `401`'s challenge and makes sure credentials for `scopes` are ready.
+    async fn answer_challenge(
+        &self,
+        headers: &HeaderMap,
+        scopes: &[String],
+    ) -> Result<(), RegistryError> {
+        let challenge = headers
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(parse_challenge)
+            .min_by_key(|c| matches!(c, Challenge::Basic));
+        let Some(challenge) = challenge else {
+            return Err(self.unauthorized());
+        };
+        let key = scopes.join(" ");
+        {
+            let mut state = self.lock_auth();
+            state.tokens.remove(&key);
+            state.challenge = Some(challenge.clone());
+        }
+        match challenge {
+            Challenge::Basic if self.inner.credentials.is_none() => Err(self.unauthorized()),
+            Challenge::Basic => Ok(()),
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
+                let mut scopes = scopes.to_vec();
+                if let Some(scope) = scope.filter(|s| !scopes.contains(s)) {
+                    scopes.push(scope);
+                }
+                let token = self
+                    .fetch_token(&realm, service.as_deref(), &scopes)
+                    .await?;
+                // Cache under the caller's key too, so the retry uses it.
+                let mut state = self.lock_auth();
+                let deadline = Instant::now() + Duration::from_secs(50);
+                state.tokens.entry(key).or_insert((token, deadline));
+                Ok(())
+            }
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> Result<Secret, RegistryError> {
+        let mut url = Url::parse(realm).map_err(|e| RegistryError::InvalidResponse {
+            url: self.inner.registry.clone(),
+            message: format!("token realm {realm:?}: {e}"),
+        })?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            for scope in scopes {
+                query.append_pair("scope", scope);
+            }
+            if let Some(c) = &self.inner.credentials {
+                query.append_pair("account", &c.username);
+            }
+        }
+        let retry = self.inner.retry;
+        let mut attempt = 1;
+        let response = loop {
+            let mut request = self.inner.http.get(url.clone());
+            if let Some(c) = &self.inner.credentials {
+                request = request.header(header::AUTHORIZATION, c.basic_header());
+            }
+            let outcome = request.send().await;
+            let retryable = match &outcome {
+                Ok(r) => {
+                    r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()
+                }
+                Err(_) => true,
+            };
+            if retryable && attempt < retry.max_attempts {
+                tokio::time::sleep(retry.delay(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+            break outcome.map_err(|e| RegistryError::transport("GET", url.as_str(), &e))?;
+        };
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(self.unauthorized()),
+            status => {
+                return Err(RegistryError::UnexpectedStatus {
+                    method: "GET".into(),
+                    url: url.to_string(),
+                    status,
+                    detail: "token request failed".into(),
+                });
+            }
+        }
+        let bytes = read_limited(response, 1024 * 1024, url.as_str()).await?;
+        let parsed: TokenResponse =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidResponse {
+                url: url.to_string(),
+                message: format!("token response: {e}"),
+            })?;
+        // Refresh a little before expiry; the spec's default lifetime is 60 s.
+        let lifetime = parsed.expires_in.unwrap_or(60).max(10);
+        let deadline = Instant::now() + Duration::from_secs(lifetime - lifetime / 6);
+        let token = parsed
+            .into_token()
+            .ok_or_else(|| RegistryError::InvalidResponse {
+                url: url.to_string(),
+                message: "token response without a token".into(),
+            })?;
+        self.lock_auth()
+            .tokens
+            .insert(scopes.join(" "), (token.clone(), deadline));
+        Ok(token)
+    }
+
+    fn lock_auth(&self) -> std::sync::MutexGuard<'_, AuthState> {
+        // The state is a cache: a panic elsewhere cannot leave it inconsistent.
+        self.inner
+            .auth
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Turns an unexpected response into the most specific error.
+    async fn status_error(
+        &self,
+        response: reqwest::Response,
+        method: &str,
+        not_found: NotFound<'_>,
+    ) -> RegistryError {
+        let status = response.status();
+        let url = response.url().to_string();
+        let body = read_limited(response, 64 * 1024, &url)
+            .await
+            .unwrap_or_default();
+        let errors = registry_errors(&body);
+        let code = errors.first().map(|(code, _)| code.as_str()).unwrap_or("");
+        let inner = &self.inner;
+        match status {
+            StatusCode::UNAUTHORIZED => self.unauthorized(),
+            StatusCode::FORBIDDEN => RegistryError::Denied {
+                registry: inner.registry.clone(),
+                repository: inner.repository.clone(),
+            },
+            StatusCode::NOT_FOUND => match (code, not_found) {
+                ("NAME_UNKNOWN", _) | (_, NotFound::Repository) => {
+                    RegistryError::RepositoryNotFound {
+                        registry: inner.registry.clone(),
+                        repository: inner.repository.clone(),
+                    }
+                }
+                (_, NotFound::Manifest(reference)) => RegistryError::ManifestUnknown {
+                    repository: inner.repository.clone(),
+                    reference: reference.to_owned(),
+                },
+                (_, NotFound::Blob(digest)) => RegistryError::BlobUnknown {
+                    repository: inner.repository.clone(),
+                    digest: digest.to_owned(),
+                },
+            },
+            _ => RegistryError::UnexpectedStatus {
+                method: method.to_owned(),
+                url,
+                status,
+                detail: errors
+                    .iter()
+                    .map(|(code, message)| format!("{code}: {message}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum NotFound<'a> {
+    Repository,
+    Manifest(&'a str),
+    Blob(&'a str),
+}
+
+/// Reads tag pages one at a time; see [`RegistryClient::tag_pages`].
+#[derive(Debug)]
+pub struct TagPages {
+    client: RegistryClient,
+    next: Option<Url>,
+    scopes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct TagList {
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+}
+
+impl TagPages {
+    /// The next page of tags, or `None` after the last page.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<String>>, RegistryError> {
+        let Some(url) = self.next.take() else {
+            return Ok(None);
+        };
+        let client = &self.client;
+        let response = client
+            .send(Call::new(Method::GET, url.clone(), &self.scopes))
+            .await?;
+        if response.status() != StatusCode::OK {
+            return Err(client
+                .status_error(response, "GET", NotFound::Repository)
+                .await);
+        }
+        let request_url = response.url().clone();
+        let next = response
+            .headers()
+            .get_all(header::LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(next_link)
+            .and_then(|link| request_url.join(&link).ok())
+            .filter(|next| *next != url);
+        let bytes = read_limited(response, 64 * 1024 * 1024, url.as_str()).await?;
+        let list: TagList =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::InvalidResponse {
+                url: url.to_string(),
+                message: format!("tags/list: {e}"),
+            })?;
+        self.next = next;
+        Ok(Some(list.tags.unwrap_or_default()))
+    }
+}
+
+/// The target of `rel="next"` in a `Link` header value, if any.
+pub fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().to_ascii_lowercase().replace(' ', "");
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        is_next.then(|| target.to_owned())
+    })
+}
+
+struct BlobState {
+    client: RegistryClient,
+    digest: String,
+    url: Url,
+    verifier: DigestVerifier,
+    /// Bytes delivered (and hashed) so far.
+    offset: u64,
+    /// Bytes to drop from the current body (a restart the registry did not let us resume).
+    skip: u64,
+    body: Option<Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>>,
+    failures: u32,
+    done: bool,
+}
+
+impl BlobState {
+    async fn open(&mut self) -> Result<(), RegistryError> {
+        let scopes = [pull_scope(self.client.repository())];
+        let mut call = Call::new(Method::GET, self.url.clone(), &scopes);
+        if self.offset > 0 {
+            call.headers.push((
+                header::RANGE,
+                HeaderValue::from_str(&format!("bytes={}-", self.offset))
+                    .map_err(|_| RegistryError::InvalidReference("range".into()))?,
+            ));
+        }
+        let response = self.client.send(call).await?;
+        self.skip = match response.status() {
+            StatusCode::OK => self.offset,
+            StatusCode::PARTIAL_CONTENT if self.offset > 0 => 0,
+            _ => {
+                return Err(self
+                    .client
+                    .status_error(response, "GET", NotFound::Blob(&self.digest))
+                    .await);
+            }
+        };
+        self.body = Some(Box::pin(response.bytes_stream()));
+        Ok(())
+    }
+
+    async fn next_chunk(mut self) -> Option<(Result<Bytes, RegistryError>, Self)> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if self.body.is_none()
+                && let Err(e) = self.open().await
+            {
+                self.done = true;
+                return Some((Err(e), self));
+            }
+            let next = match self.body.as_mut() {
+                Some(body) => body.next().await,
+                None => None,
+            };
+            match next {
+                Some(Ok(mut chunk)) => {
+                    if self.skip > 0 {
+                        let drop_len = self.skip.min(chunk.len() as u64);
+                        self.skip -= drop_len;
+                        chunk = chunk.slice(drop_len as usize..);
+                        if chunk.is_empty() {
+                            continue;
+                        }
+                    }
+                    self.verifier.update(&chunk);
+                    self.offset += chunk.len() as u64;
+                    return Some((Ok(chunk), self));
+                }
+                Some(Err(e)) => {
+                    self.failures += 1;
+                    self.body = None;
+                    let retry = self.client.inner.retry;
+                    if self.failures >= retry.max_attempts {
+                        self.done = true;
+                        let err = RegistryError::transport("GET", self.url.as_str(), &e);
+                        return Some((Err(err), self));
+                    }
+                    tracing::warn!(
+                        "blob {}: connection broke after {} bytes ({}); resuming",
+                        self.digest,
+                        self.offset,
+                        error_chain(&e)
+                    );
+                    tokio::time::sleep(retry.delay(self.failures)).await;
+                }
+                None => {
+                    self.done = true;
+                    if self.skip > 0 {
+                        let err = RegistryError::InvalidResponse {
+                            url: self.url.to_string(),
+                            message: "blob shorter on retry than before".into(),
+                        };
+                        return Some((Err(err), self));
+                    }
+                    return match self.verifier.verify() {
+                        Ok(()) => None,
+                        Err(e) => Some((Err(e), self)),
+                    };
+                }
+            }
+        }
+    }
+}
+
+async fn file_body(path: &Path) -> Result<reqwest::Body, RegistryError> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| RegistryError::io(path, e))?;
+    let stream = futures::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    Ok(reqwest::Body::wrap_stream(stream))
+}
+
+async fn read_limited(
+    response: reqwest::Response,
+    limit: usize,
+    url: &str,
+) -> Result<Bytes, RegistryError> {
+    let mut stream = response.bytes_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| RegistryError::transport("GET", url, &e))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(RegistryError::InvalidResponse {
+                url: url.to_owned(),
+                message: format!("response larger than {limit} bytes"),
+            });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn location(response: &reqwest::Response, base: &Url) -> Option<Url> {
+    let value = response.headers().get(header::LOCATION)?.to_str().ok()?;
+    base.join(value).ok()
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let secs: u64 = header_str(headers, header::RETRY_AFTER.as_str())?
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+fn media_type_field(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<Probe>(bytes).ok()?.media_type
+}
+
+/// `(code, message)` pairs of a distribution error body `{"errors":[{"code","message"}]}`.
+fn registry_errors(body: &[u8]) -> Vec<(String, String)> {
+    #[derive(Deserialize)]
+    struct Body {
+        errors: Vec<Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    serde_json::from_slice::<Body>(body)
+        .map(|b| b.errors.into_iter().map(|e| (e.code, e.message)).collect())
+        .unwrap_or_default()
+}
+
+/// Whether `host` (with optional port) is loopback, `localhost` or in a private range, where
+/// registries commonly run without TLS.
+pub fn is_local_or_private(host: &str) -> bool {
+    let bare = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
+    };
+    if bare.eq_ignore_ascii_case("localhost") || bare.ends_with(".localhost") {
+        return true;
+    }
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        Ok(IpAddr::V6(ip)) => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_next_links() {
+        let cases = [
+            (
+                r#"</v2/app/tags/list?last=b&n=2>; rel="next""#,
+                Some("/v2/app/tags/list?last=b&n=2"),
+            ),
+            (
+                r#"<https://h/v2/x?n=1>;rel=next"#,
+                Some("https://h/v2/x?n=1"),
+            ),
+            (r#"<a>; rel="prev", <b>; rel="next""#, Some("b")),
+            (r#"<a>; rel="prev""#, None),
+            ("", None),
+            ("garbage", None),
+        ];
+        for (header, expect) in cases {
+            assert_eq!(next_link(header).as_deref(), expect, "{header}");
+        }
+    }
+
+    #[test]
+    fn classifies_hosts() {
+        let cases = [
+            ("127.0.0.1:5000", true),
+            ("localhost", true),
+            ("localhost:5000", true),
+            ("10.1.2.3", true),
+            ("172.16.0.1:443", true),
+            ("192.168.1.1", true),
+            ("[::1]:5000", true),
+            ("[fd00::1]", true),
+            ("ghcr.io", false),
+            ("8.8.8.8:5000", false),
+            ("registry-1.docker.io", false),
+        ];
+        for (host, expect) in cases {
+            assert_eq!(is_local_or_private(host), expect, "{host}");
+        }
+    }
+
+    #[test]
+    fn backs_off_exponentially() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+        };
+        let delays: Vec<u128> = (1..=5).map(|a| p.delay(a).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 500, 500]);
+    }
+
+    #[test]
+    fn parses_registry_errors() {
+        let body =
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
+        assert_eq!(
+            registry_errors(body),
+            [("MANIFEST_UNKNOWN".to_owned(), "manifest unknown".to_owned())]
+        );
+        assert!(registry_errors(b"<html>").is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_config() {
+        let mut config = ClientConfig::new("127.0.0.1:5000", "app");
+        config.ca_certs = vec!["not a pem".into()];
+        let err = RegistryClient::new(config).unwrap_err().to_string();
+        assert!(err.contains("ca_certs[0]"), "{err}");
+        let err = RegistryClient::new(ClientConfig::new("h.io", "Bad"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid repository name"), "{err}");
+        let client =
+            RegistryClient::new(ClientConfig::new("index.docker.io", "library/x")).unwrap();
+        assert_eq!(client.registry(), "registry-1.docker.io");
+    }
+}
