@@ -4,6 +4,8 @@
 //! accepted `source` and `params` are declared in [`config`].
 
 pub mod config;
+pub mod formats;
+pub mod oci;
 
 use std::path::Path;
 
