@@ -1,0 +1,193 @@
+//! The command line: argument parsing, output, and the one place that picks the exit code.
+//!
+//! Exit codes: 0 ok, 1 a build failed, 2 a build errored, 3 bad input (including a pipeline
+//! that does not validate). Diagnostics go to stderr; stdout carries only the answer (a graph).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, ValueEnum};
+
+use crate::graph;
+use crate::load::{self, Loaded};
+use crate::vars::{StaticVars, VarOptions};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: bad input (unreadable or invalid pipeline, bad flags, not implemented).
+pub const EXIT_BAD_INPUT: u8 = 3;
+
+/// Runs Concourse pipelines on one machine.
+#[derive(Debug, Parser)]
+#[command(name = "tributary", version, about)]
+pub enum Cli {
+    /// Parse, interpolate static vars and validate pipelines.
+    Validate {
+        /// Pipeline files.
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
+        /// Static vars.
+        #[command(flatten)]
+        vars: VarFlags,
+    },
+    /// Print the job/resource graph.
+    Graph {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        /// Static vars.
+        #[command(flatten)]
+        vars: VarFlags,
+    },
+    /// Run a pipeline until nothing more triggers (not implemented yet).
+    Run(Later),
+    /// One manual build of a job (not implemented yet).
+    Trigger(Later),
+    /// Run one task locally, like `fly execute` (not implemented yet).
+    Execute(Later),
+    /// Check one resource (not implemented yet).
+    Check(Later),
+    /// Build history (not implemented yet).
+    Builds(Later),
+    /// A build's log (not implemented yet).
+    Logs(Later),
+    /// A resource's versions (not implemented yet).
+    Versions(Later),
+}
+
+/// Arguments of commands that are not implemented yet.
+#[derive(Debug, Args)]
+pub struct Later {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
+/// `-l`, `-v`, `-y`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct VarFlags {
+    /// A YAML file of vars (repeatable; later files win).
+    #[arg(short = 'l', long = "load-vars-from", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// A string var `name=value` (wins over files).
+    #[arg(short = 'v', long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// A YAML var `name=yaml` (wins over files and `-v`).
+    #[arg(short = 'y', long = "yaml-var", value_name = "NAME=YAML")]
+    pub yaml_vars: Vec<String>,
+}
+
+impl VarFlags {
+    fn options(&self) -> VarOptions {
+        VarOptions {
+            files: self.files.clone(),
+            vars: self.vars.clone(),
+            yaml_vars: self.yaml_vars.clone(),
+        }
+    }
+}
+
+/// `graph --format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT.
+    Dot,
+    /// A standalone SVG.
+    Svg,
+}
+
+/// Parses the command line, runs the command, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ExitCode::from(run(cli))
+}
+
+fn report(loaded: &Loaded) {
+    let mut err = std::io::stderr().lock();
+    for d in &loaded.diagnostics {
+        let _ = writeln!(err, "{d}");
+    }
+}
+
+fn static_vars(flags: &VarFlags) -> Option<StaticVars> {
+    match StaticVars::load(&flags.options()) {
+        Ok(vars) => Some(vars),
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
+}
+
+/// Runs a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> u8 {
+    match cli {
+        Cli::Validate { pipelines, vars } => {
+            let Some(vars) = static_vars(&vars) else {
+                return EXIT_BAD_INPUT;
+            };
+            let mut code = EXIT_OK;
+            for path in &pipelines {
+                let loaded = load::load_file(path, &vars);
+                report(&loaded);
+                if loaded.has_errors() {
+                    let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
+                    eprintln!("{}: invalid ({errors} errors)", path.display());
+                    code = EXIT_BAD_INPUT;
+                } else {
+                    let p = &loaded.pipeline;
+                    eprintln!(
+                        "{}: valid ({} jobs, {} resources, {} warnings)",
+                        path.display(),
+                        p.jobs.len(),
+                        p.resources.len(),
+                        loaded.warnings().count()
+                    );
+                }
+            }
+            code
+        }
+        Cli::Graph {
+            pipeline,
+            format,
+            vars,
+        } => {
+            let Some(vars) = static_vars(&vars) else {
+                return EXIT_BAD_INPUT;
+            };
+            let loaded = load::load_file(&pipeline, &vars);
+            report(&loaded);
+            if loaded.has_errors() {
+                return EXIT_BAD_INPUT;
+            }
+            let g = graph::build(&loaded.pipeline);
+            let text = match format {
+                GraphFormat::Dot => graph::to_dot(&g),
+                GraphFormat::Svg => graph::to_svg(&g),
+            };
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => EXIT_OK,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+                Err(e) => {
+                    eprintln!("error: writing the graph: {e}");
+                    EXIT_BAD_INPUT
+                }
+            }
+        }
+        Cli::Run(_) => not_yet("run"),
+        Cli::Trigger(_) => not_yet("trigger"),
+        Cli::Execute(_) => not_yet("execute"),
+        Cli::Check(_) => not_yet("check"),
+        Cli::Builds(_) => not_yet("builds"),
+        Cli::Logs(_) => not_yet("logs"),
+        Cli::Versions(_) => not_yet("versions"),
+    }
+}
+
+fn not_yet(what: &str) -> u8 {
+    eprintln!("error: tributary {what} is not implemented yet");
+    EXIT_BAD_INPUT
+}

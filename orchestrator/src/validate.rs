@@ -1,0 +1,265 @@
+//! Semantic checks on a loaded pipeline, all reported at once with locations: no jobs, unknown
+//! resources and types, unused resources, repeated get names, bad or cyclic `passed:`, tasks
+//! with both or neither of `file`/`config`, duplicate names, groups naming unknown jobs.
+//!
+//! Validation only reads the model; it never changes it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::diag::{Diagnostic, Loc};
+use crate::load::BASE_TYPES;
+use crate::model::{Pipeline, StepKind};
+
+/// Every problem in `pipeline`.
+pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let top = pipeline
+        .jobs
+        .first()
+        .map(|j| Loc {
+            line: 1,
+            col: 1,
+            ..j.loc.clone()
+        })
+        .or_else(|| {
+            pipeline.resources.first().map(|r| Loc {
+                line: 1,
+                col: 1,
+                ..r.loc.clone()
+            })
+        })
+        .unwrap_or_else(Loc::none);
+    if pipeline.jobs.is_empty() {
+        out.push(Diagnostic::error(&top, "pipeline has no jobs"));
+    }
+    duplicates(
+        pipeline.resource_types.iter().map(|t| (&t.name, &t.loc)),
+        "resource type",
+        &mut out,
+    );
+    duplicates(
+        pipeline.resources.iter().map(|r| (&r.name, &r.loc)),
+        "resource",
+        &mut out,
+    );
+    duplicates(
+        pipeline.jobs.iter().map(|j| (&j.name, &j.loc)),
+        "job",
+        &mut out,
+    );
+
+    let type_names: HashSet<&str> = pipeline
+        .resource_types
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    let known_type = |t: &str| BASE_TYPES.contains(&t) || type_names.contains(t);
+    for t in &pipeline.resource_types {
+        // A type may shadow a base type; its own `type:` then names the base type.
+        let ok = BASE_TYPES.contains(&t.type_.as_str())
+            || (t.type_ != t.name && type_names.contains(t.type_.as_str()));
+        if !ok {
+            out.push(Diagnostic::error(
+                &t.loc,
+                format!(
+                    "resource type `{}`: unknown resource type `{}`",
+                    t.name, t.type_
+                ),
+            ));
+        }
+    }
+    for r in &pipeline.resources {
+        if !known_type(&r.type_) {
+            out.push(Diagnostic::error(
+                &r.loc,
+                format!("resource `{}`: unknown resource type `{}`", r.name, r.type_),
+            ));
+        }
+    }
+
+    // Which jobs get or put which resources (for `passed:`).
+    let mut uses: HashMap<&str, HashSet<&str>> = HashMap::new();
+    let mut used: HashSet<&str> = HashSet::new();
+    for job in &pipeline.jobs {
+        let entry = uses.entry(job.name.as_str()).or_default();
+        for (_, g) in job.gets() {
+            entry.insert(g.resource_name());
+            used.insert(g.resource_name());
+        }
+        for (_, p) in job.puts() {
+            entry.insert(p.resource_name());
+            used.insert(p.resource_name());
+        }
+    }
+
+    let mut upstream: BTreeMap<&str, Vec<(&str, Loc)>> = BTreeMap::new();
+    for job in &pipeline.jobs {
+        let mut get_names: HashMap<&str, ()> = HashMap::new();
+        job.walk_steps(&mut |step| match &step.kind {
+            StepKind::Get(g) => {
+                let resource = g.resource_name();
+                if pipeline.resource(resource).is_none() {
+                    out.push(Diagnostic::error(
+                        &step.loc,
+                        format!("job `{}`: get `{}`: unknown resource `{resource}`", job.name, g.name),
+                    ));
+                }
+                if get_names.insert(&g.name, ()).is_some() {
+                    out.push(Diagnostic::error(
+                        &step.loc,
+                        format!("job `{}`: get `{}` appears more than once", job.name, g.name),
+                    ));
+                }
+                for up in &g.passed {
+                    match uses.get(up.as_str()) {
+                        None => out.push(Diagnostic::error(
+                            &step.loc,
+                            format!("job `{}`: get `{}`: passed job `{up}` does not exist", job.name, g.name),
+                        )),
+                        Some(resources) if !resources.contains(resource) => {
+                            out.push(Diagnostic::error(
+                                &step.loc,
+                                format!(
+                                    "job `{}`: get `{}`: passed job `{up}` does not get or put resource `{resource}`",
+                                    job.name, g.name
+                                ),
+                            ))
+                        }
+                        Some(_) => upstream.entry(&job.name).or_default().push((up, step.loc.clone())),
+                    }
+                }
+            }
+            StepKind::Put(p) => {
+                let resource = p.resource_name();
+                if pipeline.resource(resource).is_none() {
+                    out.push(Diagnostic::error(
+                        &step.loc,
+                        format!("job `{}`: put `{}`: unknown resource `{resource}`", job.name, p.name),
+                    ));
+                }
+            }
+            StepKind::Task(t) => {
+                let what = format!("job `{}`: task `{}`", job.name, t.name);
+                match (&t.config, &t.file) {
+                    (Some(_), Some(_)) => out.push(Diagnostic::error(
+                        &step.loc,
+                        format!("{what}: has both `file` and `config`; give one"),
+                    )),
+                    (None, None) => out.push(Diagnostic::error(
+                        &step.loc,
+                        format!("{what}: needs `file` or `config`"),
+                    )),
+                    (Some(config), None) => {
+                        if config.run.is_none() {
+                            let loc = config.loc.clone().unwrap_or_else(|| step.loc.clone());
+                            out.push(Diagnostic::error(&loc, format!("{what}: config has no `run`")));
+                        }
+                        if let Some(image) = &config.image_resource
+                            && !known_type(&image.type_)
+                        {
+                            let loc = config.loc.clone().unwrap_or_else(|| step.loc.clone());
+                            out.push(Diagnostic::error(
+                                &loc,
+                                format!("{what}: image_resource: unknown resource type `{}`", image.type_),
+                            ));
+                        }
+                    }
+                    (None, Some(_)) => {}
+                }
+            }
+            _ => {}
+        });
+    }
+
+    for r in &pipeline.resources {
+        if !used.contains(r.name.as_str()) {
+            out.push(Diagnostic::error(
+                &r.loc,
+                format!("resource `{}` is not used by any job", r.name),
+            ));
+        }
+    }
+
+    if let Some(cycle) = find_cycle(&upstream) {
+        let loc = pipeline
+            .job(cycle[0])
+            .map_or_else(|| top.clone(), |j| j.loc.clone());
+        out.push(Diagnostic::error(
+            &loc,
+            format!("`passed:` constraints form a cycle: {}", cycle.join(" -> ")),
+        ));
+    }
+
+    let job_names: HashSet<&str> = pipeline.jobs.iter().map(|j| j.name.as_str()).collect();
+    for g in &pipeline.groups {
+        for j in &g.jobs {
+            let glob = j.contains('*') || j.contains('?') || j.contains('[');
+            if !glob && !job_names.contains(j.as_str()) {
+                out.push(Diagnostic::error(
+                    &g.loc,
+                    format!("group `{}`: unknown job `{j}`", g.name),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn duplicates<'a>(
+    items: impl Iterator<Item = (&'a String, &'a Loc)>,
+    what: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut seen = HashSet::new();
+    for (name, loc) in items {
+        if !name.is_empty() && !seen.insert(name) {
+            out.push(Diagnostic::error(
+                loc,
+                format!("{what} `{name}` is declared more than once"),
+            ));
+        }
+    }
+}
+
+/// A cycle among `job -> upstream jobs` edges, as a path that starts and ends with one job.
+fn find_cycle<'a>(upstream: &BTreeMap<&'a str, Vec<(&'a str, Loc)>>) -> Option<Vec<&'a str>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    let mut marks: HashMap<&str, Mark> = HashMap::new();
+    for &start in upstream.keys() {
+        if marks.contains_key(start) {
+            continue;
+        }
+        // Iterative DFS: (node, next edge index), with the path on the stack.
+        let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
+        marks.insert(start, Mark::Visiting);
+        while let Some(&mut (node, ref mut idx)) = stack.last_mut() {
+            let edges = upstream.get(node).map(Vec::as_slice).unwrap_or_default();
+            if *idx < edges.len() {
+                let next = edges[*idx].0;
+                *idx += 1;
+                match marks.get(next) {
+                    Some(Mark::Visiting) => {
+                        let from = stack.iter().position(|(n, _)| *n == next).unwrap_or(0);
+                        let mut path: Vec<&str> = stack[from..].iter().map(|(n, _)| *n).collect();
+                        path.push(next);
+                        path.reverse();
+                        return Some(path);
+                    }
+                    Some(Mark::Done) => {}
+                    None => {
+                        marks.insert(next, Mark::Visiting);
+                        stack.push((next, 0));
+                    }
+                }
+            } else {
+                marks.insert(node, Mark::Done);
+                stack.pop();
+            }
+        }
+    }
+    None
+}
