@@ -1,0 +1,131 @@
+//! The client against the packaged registry (distribution 2.8) in Basic, Bearer and TLS modes.
+
+use registry_client::{ClientConfig, RegistryClient, RegistryError, RetryPolicy, Secret, media};
+use testbed::registry::{Registry, RegistryAuth};
+
+/// A client for `registry`, with its credentials and CA when it has them.
+fn client_for(registry: &Registry, repository: &str, password: Option<&str>) -> RegistryClient {
+    let mut config = ClientConfig::new(registry.host(), repository);
+    config.retry = RetryPolicy::fast();
+    if let Some((user, pass)) = registry.credentials() {
+        config.username = Some(user.to_owned());
+        config.password = Some(Secret::new(password.unwrap_or(pass)));
+    }
+    config.ca_certs = registry
+        .ca_cert_pem()
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    RegistryClient::new(config).unwrap()
+}
+
+/// Pushes a tiny image under each tag (one shared config and layer) and returns the digests.
+async fn push_tags(c: &RegistryClient, tags: &[String]) -> Vec<String> {
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = registry_client::digest::sha256_digest(config);
+    c.upload_blob_bytes(&config_digest, config.to_vec().into())
+        .await
+        .unwrap();
+    let mut digests = Vec::new();
+    for tag in tags {
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[],"annotations":{{"tag":"{tag}"}}}}"#,
+            media::OCI_MANIFEST,
+            config.len()
+        );
+        digests.push(
+            c.put_manifest(tag, media::OCI_MANIFEST, manifest.into())
+                .await
+                .unwrap(),
+        );
+    }
+    digests
+}
+
+async fn round_trip(auth: RegistryAuth) -> Registry {
+    let registry = Registry::start(auth);
+    let c = client_for(&registry, "team/app", None);
+    let tags: Vec<String> = (0..300)
+        .map(|i| format!("2.{}.{}", i / 10, i % 10))
+        .collect();
+    let digests = push_tags(&c, &tags).await;
+    let mut listed = c.list_tags(50, 100).await.unwrap();
+    listed.sort();
+    let mut expected = tags.clone();
+    expected.sort();
+    assert_eq!(listed, expected, "2.8 ignores n and answers everything");
+    let d = c.head_manifest("2.7.3").await.unwrap().unwrap();
+    assert_eq!(d.digest, digests[73]);
+    assert_eq!(d.media_type, media::OCI_MANIFEST);
+    let m = c.get_manifest(&d.digest).await.unwrap();
+    assert_eq!(m.digest, d.digest);
+    assert_eq!(c.head_manifest("nope").await.unwrap(), None);
+    registry
+}
+
+#[tokio::test]
+async fn plain_registry_round_trip() {
+    round_trip(RegistryAuth::None).await;
+}
+
+#[tokio::test]
+async fn basic_auth_registry_round_trip_and_wrong_password() {
+    let registry = round_trip(RegistryAuth::basic("alice", "pa55word")).await;
+    let err = client_for(&registry, "team/app", Some("wrong-pass"))
+        .list_tags(10, 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+    assert!(!err.to_string().contains("wrong-pass"), "{err}");
+}
+
+#[tokio::test]
+async fn tls_registry_round_trip_with_ca_certs() {
+    let registry = round_trip(RegistryAuth::tls_basic("alice", "pa55word")).await;
+    // Without the CA the certificate is refused (no silent http fallback on TLS errors).
+    let mut config = ClientConfig::new(format!("https://{}", registry.host()), "team/app");
+    config.retry = RetryPolicy::fast();
+    let err = RegistryClient::new(config)
+        .unwrap()
+        .list_tags(10, 1)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn bearer_registry_round_trip_with_scoped_tokens() {
+    let registry = round_trip(RegistryAuth::bearer("alice", "pa55word")).await;
+    let tokens = registry.token_server().unwrap().requests();
+    let scopes: Vec<String> = tokens.iter().flat_map(|t| t.scopes.clone()).collect();
+    assert!(
+        scopes.contains(&"repository:team/app:pull,push".to_owned()),
+        "{scopes:?}"
+    );
+    assert!(
+        scopes.contains(&"repository:team/app:pull".to_owned()),
+        "{scopes:?}"
+    );
+    // Tokens are cached per scope: far fewer token requests than registry requests (300 pushes).
+    assert!(tokens.len() <= 4, "{tokens:?}");
+    // Anonymous clients get pull-only tokens: reads work, pushes are refused.
+    let mut config = ClientConfig::new(registry.host(), "team/app");
+    config.retry = RetryPolicy::fast();
+    let anonymous = RegistryClient::new(config).unwrap();
+    assert_eq!(anonymous.list_tags(1000, 1).await.unwrap().len(), 300);
+    let err = anonymous
+        .upload_blob_bytes(&registry_client::digest::sha256_digest(b"x"), "x".into())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+    // Wrong password: the token server says 401.
+    let err = client_for(&registry, "team/app", Some("bad"))
+        .list_tags(10, 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+}
