@@ -3,9 +3,13 @@
 //! Contract: `shared/spec/registry-image.md`. This module wires the resource into the protocol harness; the
 //! accepted `source` and `params` are declared in [`config`].
 
+pub mod check;
 pub mod config;
 pub mod formats;
+pub mod get;
 pub mod oci;
+pub mod registry;
+pub mod semver_check;
 
 use std::path::Path;
 
@@ -27,12 +31,12 @@ impl Resource for RegistryImageResource {
 
     fn check(&self, request: CheckRequest<Source>) -> anyhow::Result<Vec<Version>> {
         request.source.validate()?;
-        Err(NotImplemented::new("registry-image check").into())
+        check::check(&request.source, request.version.as_ref())
     }
 
-    fn get(&self, request: InRequest<Source, GetParams>, _dest: &Path) -> anyhow::Result<Response> {
+    fn get(&self, request: InRequest<Source, GetParams>, dest: &Path) -> anyhow::Result<Response> {
         request.source.validate()?;
-        Err(NotImplemented::new("registry-image in").into())
+        get::get(&request, dest)
     }
 
     fn put(&self, request: OutRequest<Source, PutParams>, _src: &Path) -> anyhow::Result<Response> {

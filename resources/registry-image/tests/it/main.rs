@@ -1,3 +1,6 @@
 //! Integration tests of `registry-image-resource`: the real binary, driven through the protocol.
 
 mod bad_input;
+mod check;
+mod get;
+mod images;

@@ -1,0 +1,183 @@
+//! `check` against the real registry: tag mode (plain, Basic, TLS, Bearer), multi-arch index
+//! digests, the `[given, current]` rule, `tag_regex`, and the failures users hit.
+
+use serde_json::json;
+use testbed::registry::{Registry, RegistryAuth};
+
+use crate::images::{ImageSpec, push, run, run_ok, source};
+
+fn v(tag: &str, digest: &str) -> serde_json::Value {
+    json!({"tag": tag, "digest": digest})
+}
+
+#[test]
+fn tag_mode_in_every_auth_mode() {
+    for auth in [
+        RegistryAuth::None,
+        RegistryAuth::basic("user", "s3cret-pass"),
+        RegistryAuth::Tls,
+        RegistryAuth::bearer("user", "s3cret-pass"),
+    ] {
+        let registry = Registry::start(auth.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let digest = push(
+            &registry,
+            dir.path(),
+            "app",
+            "v1",
+            &[ImageSpec::new("amd64", vec![vec![("a", "1")]])],
+        );
+        let mut src = source(&registry, "app");
+        src["tag"] = json!("v1");
+        let versions = run_ok("check", None, &json!({"source": src}));
+        assert_eq!(versions, json!([v("v1", &digest)]), "{auth:?}");
+        // A tag that does not exist is no version, not an error.
+        src["tag"] = json!("nope");
+        assert_eq!(
+            run_ok("check", None, &json!({"source": src})),
+            json!([]),
+            "{auth:?}"
+        );
+    }
+}
+
+#[test]
+fn tag_mode_reports_given_and_current() {
+    let registry = Registry::start(RegistryAuth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let old = push(
+        &registry,
+        dir.path(),
+        "app",
+        "1",
+        &[ImageSpec::new("amd64", vec![vec![("a", "old")]])],
+    );
+    let new = push(
+        &registry,
+        dir.path(),
+        "app",
+        "1",
+        &[ImageSpec::new("amd64", vec![vec![("a", "new")]])],
+    );
+    assert_ne!(old, new);
+    let mut src = source(&registry, "app");
+    src["tag"] = json!(1); // numbers are tags too
+    let cases = [
+        (json!(null), json!([v("1", &new)])),
+        (v("1", &new), json!([v("1", &new)])),
+        (v("1", &old), json!([v("1", &old), v("1", &new)])),
+        (
+            v(
+                "1",
+                "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+            json!([v("1", &new)]),
+        ),
+    ];
+    for (given, expect) in cases {
+        let got = run_ok("check", None, &json!({"source": src, "version": given}));
+        assert_eq!(got, expect, "given {given}");
+    }
+}
+
+#[test]
+fn multi_arch_tags_give_the_index_digest() {
+    let registry = Registry::start(RegistryAuth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let index = push(
+        &registry,
+        dir.path(),
+        "multi",
+        "latest",
+        &[
+            ImageSpec::new("amd64", vec![vec![("arch", "amd64")]]),
+            ImageSpec::new("arm64", vec![vec![("arch", "arm64")]]),
+        ],
+    );
+    let raw = crate::images::remote_raw(&registry, "multi", "latest");
+    assert!(String::from_utf8_lossy(&raw).contains("manifests"));
+    let mut src = source(&registry, "multi");
+    src["tag"] = json!("latest");
+    assert_eq!(
+        run_ok("check", None, &json!({"source": src})),
+        json!([v("latest", &index)])
+    );
+}
+
+#[test]
+fn tag_regex_mode() {
+    let registry = Registry::start(RegistryAuth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut digests = std::collections::BTreeMap::new();
+    for tag in ["build-1", "build-2", "release-1", "build-10"] {
+        let d = push(
+            &registry,
+            dir.path(),
+            "app",
+            tag,
+            &[ImageSpec::new("amd64", vec![vec![("t", tag)]])],
+        );
+        digests.insert(tag, d);
+    }
+    let mut src = source(&registry, "app");
+    src["tag_regex"] = json!("^build-");
+    let got = run_ok("check", None, &json!({"source": src}));
+    // Versions come in the registry's listing order.
+    let mut args = vec!["list-tags".to_owned()];
+    args.extend(registry.skopeo_args(""));
+    args.push(format!("docker://{}/app", registry.host()));
+    let listing: serde_json::Value = serde_json::from_slice(&crate::images::skopeo(&args)).unwrap();
+    let expect: Vec<_> = listing["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .filter(|t| t.starts_with("build-"))
+        .map(|t| v(t, &digests[t]))
+        .collect();
+    assert_eq!(got, json!(expect));
+    src["created_at_sort"] = json!(true);
+    let got = run_ok("check", None, &json!({"source": src}));
+    assert_eq!(got.as_array().unwrap().len(), 3);
+    src["tag_regex"] = json!("(");
+    let outcome = run("check", None, &json!({"source": src}));
+    assert_eq!(outcome.code, 2, "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("source.tag_regex"),
+        "{}",
+        outcome.stderr
+    );
+}
+
+#[test]
+fn failures_are_clear_and_never_show_the_password() {
+    let registry = Registry::start(RegistryAuth::basic("user", "right-pass"));
+    let dir = tempfile::tempdir().unwrap();
+    push(
+        &registry,
+        dir.path(),
+        "app",
+        "v1",
+        &[ImageSpec::new("amd64", vec![vec![("a", "1")]])],
+    );
+    let mut src = source(&registry, "app");
+    src["tag"] = json!("v1");
+    src["password"] = json!("wrong-pass-XYZ");
+    let outcome = run("check", None, &json!({"source": src}));
+    assert_eq!(outcome.code, 1);
+    assert!(
+        outcome.stderr.contains("unauthorized"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        !outcome.stderr.contains("wrong-pass-XYZ"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(outcome.stdout, serde_json::Value::Null);
+
+    let outcome = run("check", None, &json!({"source": {"tag": "x"}}));
+    assert_eq!(outcome.code, 2);
+    assert!(outcome.stderr.contains("repository"), "{}", outcome.stderr);
+}
