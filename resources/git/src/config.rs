@@ -282,3 +282,24 @@ pub struct PutParams {
     #[serde(default)]
     pub push_options: Vec<String>,
 }
+
+/// Writes `source.git_config` into `repo`'s own configuration (`.git/config` or the cache's
+/// `config`), so libgit2 honours it for this repository and later git commands see it.
+pub fn apply_git_config(repo: &git2::Repository, source: &Source) -> Result<(), InvalidRequest> {
+    if source.git_config.is_empty() {
+        return Ok(());
+    }
+    let mut config = repo
+        .config()
+        .map_err(|err| InvalidRequest::new(format!("source.git_config: {}", err.message())))?;
+    for (i, entry) in source.git_config.iter().enumerate() {
+        config.set_str(&entry.name, &entry.value).map_err(|err| {
+            InvalidRequest::new(format!(
+                "source.git_config[{i}]: cannot set {:?}: {}",
+                entry.name,
+                err.message()
+            ))
+        })?;
+    }
+    Ok(())
+}

@@ -1,9 +1,15 @@
 //! `git-resource`: the Concourse git resource (check, in, out) on libgit2.
 //!
-//! Contract: `shared/spec/git.md`, a drop-in for concourse/git-resource. This module declares the
-//! `source` and `params` the resource accepts; the operations live in their own modules.
+//! Contract: `shared/spec/git.md`, a drop-in for concourse/git-resource. libgit2 is vendored and
+//! statically linked, so the binary needs no git CLI at run time. Modules: `config` (the
+//! `source`/`params` types), `transport` (credentials, TLS, redaction), `filter` (which commits
+//! and tags count), `check`, `get` (`in`), `put` (`out`) and `metadata` (the `.git/` files and
+//! metadata entries both `in` and `out` report).
 
+pub mod check;
 pub mod config;
+pub mod filter;
+pub mod transport;
 
 use std::path::Path;
 
@@ -24,8 +30,8 @@ impl Resource for GitResource {
     type PutParams = PutParams;
 
     fn check(&self, request: CheckRequest<Source>) -> anyhow::Result<Vec<Version>> {
-        request.source.validate()?;
-        Err(NotImplemented::new("git check").into())
+        transport::configure_libgit2();
+        check::check(&request.source, request.version.as_ref())
     }
 
     fn get(&self, request: InRequest<Source, GetParams>, _dest: &Path) -> anyhow::Result<Response> {

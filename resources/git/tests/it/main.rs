@@ -1,3 +1,5 @@
 //! Integration tests of `git-resource`: the real binary, driven through the protocol.
 
 mod bad_input;
+mod check;
+mod support;

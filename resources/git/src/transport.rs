@@ -1,0 +1,342 @@
+//! Talking to remotes: credentials, certificate checks, timeouts and redacted URLs.
+//!
+//! Every network operation (check's fetch, in's clone, out's push) builds its libgit2 callbacks
+//! here, so authentication behaves the same everywhere. Secrets leave the process only through
+//! libgit2's credential objects; they must never reach a log line or an error message, which is
+//! why errors name URLs through [`redact_url`].
+
+use std::cell::Cell;
+
+use git2::{
+    AutotagOption, CertificateCheckStatus, Cred, CredentialType, FetchOptions, PushOptions,
+    RemoteCallbacks,
+};
+use resource_protocol::{InvalidRequest, Secret};
+
+use crate::config::{Source, SubmoduleCredential};
+
+/// How long connecting to a server may take before the operation fails.
+const CONNECT_TIMEOUT_MS: i32 = 30_000;
+
+/// Credentials and TLS settings for one remote.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    /// HTTP user name.
+    pub username: Option<String>,
+    /// HTTP password.
+    pub password: Option<Secret>,
+    /// SSH private key.
+    pub private_key: Option<Secret>,
+    /// Passphrase of the SSH key.
+    pub passphrase: Option<Secret>,
+    /// SSH user when the URL names none.
+    pub ssh_user: Option<String>,
+    /// Accept any TLS certificate.
+    pub skip_ssl_verification: bool,
+    /// Field prefix used in errors (`source` or `source.submodule_credentials[0]`).
+    pub field: String,
+}
+
+impl Auth {
+    /// The credentials of `source` for its main repository.
+    pub fn from_source(source: &Source) -> Self {
+        Self {
+            username: source.username.clone().filter(|u| !u.is_empty()),
+            password: source.password.clone().filter(|p| !p.is_empty()),
+            private_key: source.private_key.clone().filter(|k| !k.is_empty()),
+            passphrase: source
+                .private_key_passphrase
+                .clone()
+                .filter(|p| !p.is_empty()),
+            ssh_user: source.private_key_user.clone().filter(|u| !u.is_empty()),
+            skip_ssl_verification: source.skip_ssl_verification.unwrap_or(false),
+            field: "source".into(),
+        }
+    }
+
+    /// The credentials for a submodule at `url`: a matching `submodule_credentials` entry, or
+    /// the main repository's.
+    pub fn for_submodule(source: &Source, url: &str) -> Self {
+        let base = Self::from_source(source);
+        let host = url_host(url);
+        for (i, cred) in source.submodule_credentials.iter().enumerate() {
+            let SubmoduleCredential {
+                host: cred_host,
+                username,
+                password,
+                url: cred_url,
+                private_key,
+                private_key_passphrase,
+            } = cred;
+            let field = format!("source.submodule_credentials[{i}]");
+            if cred_url.as_deref() == Some(url) {
+                return Self {
+                    private_key: private_key.clone(),
+                    passphrase: private_key_passphrase.clone(),
+                    field,
+                    ..base
+                };
+            }
+            if let (Some(h), Some(host)) = (cred_host, &host)
+                && h == host
+            {
+                return Self {
+                    username: username.clone(),
+                    password: password.clone(),
+                    field,
+                    ..base
+                };
+            }
+        }
+        base
+    }
+
+    /// Checks the SSH key before any connection, so a bad key is a clear configuration error.
+    pub fn validate(&self) -> Result<(), InvalidRequest> {
+        let Some(key) = &self.private_key else {
+            return Ok(());
+        };
+        let field = &self.field;
+        match key_encryption(key.expose()) {
+            KeyKind::NotAKey => Err(InvalidRequest::new(format!(
+                "{field}.private_key: not a PEM or OpenSSH private key"
+            ))),
+            KeyKind::Encrypted if self.passphrase.is_none() => Err(InvalidRequest::new(format!(
+                "{field}.private_key: the key is passphrase-protected; set {field}.private_key_passphrase"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Callbacks that answer credential requests once (a second request means the server
+    /// refused them) and apply the TLS setting.
+    pub fn callbacks(&self) -> RemoteCallbacks<'_> {
+        let mut callbacks = RemoteCallbacks::new();
+        let attempts = Cell::new(0u32);
+        callbacks.credentials(move |_url, user_from_url, allowed| {
+            attempts.set(attempts.get() + 1);
+            self.credential(user_from_url, allowed, attempts.get())
+        });
+        let skip_ssl = self.skip_ssl_verification;
+        callbacks.certificate_check(move |cert, _host| {
+            // SSH host keys are accepted like the official resource does
+            // (StrictHostKeyChecking=no); TLS certificates are verified unless told not to.
+            if cert.as_hostkey().is_some() || skip_ssl {
+                Ok(CertificateCheckStatus::CertificateOk)
+            } else {
+                Ok(CertificateCheckStatus::CertificatePassthrough)
+            }
+        });
+        callbacks
+    }
+
+    fn credential(
+        &self,
+        user_from_url: Option<&str>,
+        allowed: CredentialType,
+        attempt: u32,
+    ) -> Result<Cred, git2::Error> {
+        let field = &self.field;
+        if allowed.contains(CredentialType::USERNAME) {
+            let user = user_from_url.or(self.ssh_user.as_deref()).unwrap_or("git");
+            return Cred::username(user);
+        }
+        if allowed.contains(CredentialType::SSH_KEY) {
+            let Some(key) = &self.private_key else {
+                return Err(git2::Error::from_str(&format!(
+                    "ssh authentication required: set {field}.private_key"
+                )));
+            };
+            if attempt > 2 {
+                return Err(git2::Error::from_str(&format!(
+                    "ssh authentication failed: the server refused {field}.private_key"
+                )));
+            }
+            let user = user_from_url.or(self.ssh_user.as_deref()).unwrap_or("git");
+            return Cred::ssh_key_from_memory(
+                user,
+                None,
+                key.expose(),
+                self.passphrase.as_ref().map(Secret::expose),
+            )
+            .map_err(|_| {
+                git2::Error::from_str(&format!(
+                    "{field}.private_key: cannot load the key (wrong {field}.private_key_passphrase?)"
+                ))
+            });
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            let (Some(user), Some(password)) = (
+                self.username.as_deref().or(user_from_url),
+                self.password.as_ref(),
+            ) else {
+                return Err(git2::Error::from_str(&format!(
+                    "authentication required: set {field}.username and {field}.password"
+                )));
+            };
+            if attempt > 1 {
+                return Err(git2::Error::from_str(&format!(
+                    "authentication failed: the server rejected {field}.username/{field}.password"
+                )));
+            }
+            return Cred::userpass_plaintext(user, password.expose());
+        }
+        Err(git2::Error::from_str(
+            "the server asked for an unsupported kind of credentials",
+        ))
+    }
+
+    /// Fetch options with these credentials.
+    pub fn fetch_options(&self) -> FetchOptions<'_> {
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(self.callbacks())
+            .download_tags(AutotagOption::None);
+        options
+    }
+
+    /// Push options with these credentials.
+    pub fn push_options(&self) -> PushOptions<'_> {
+        let mut options = PushOptions::new();
+        options.remote_callbacks(self.callbacks());
+        options
+    }
+}
+
+/// Process-wide libgit2 settings: a connect timeout, and no repository-owner check (Concourse
+/// hands us directories created by other users).
+pub fn configure_libgit2() {
+    #[allow(unsafe_code)]
+    // SAFETY: these setters only store integers in libgit2's global settings; they are called
+    // before any libgit2 operation, on the main thread, once per process.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
+        let _ = git2::opts::set_verify_owner_validation(false);
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum KeyKind {
+    Plain,
+    Encrypted,
+    NotAKey,
+}
+
+/// Whether a private key is passphrase-protected, without decrypting it.
+fn key_encryption(key: &str) -> KeyKind {
+    let key = key.trim();
+    if key.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+        use base64::Engine;
+        let body: String = key
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(str::trim)
+            .collect();
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(body) else {
+            return KeyKind::NotAKey;
+        };
+        // "openssh-key-v1\0", then a length-prefixed cipher name ("none" when unencrypted).
+        let magic = b"openssh-key-v1\0";
+        if !bytes.starts_with(magic) || bytes.len() < magic.len() + 4 {
+            return KeyKind::NotAKey;
+        }
+        let at = magic.len();
+        let len =
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        match bytes.get(at + 4..at + 4 + len) {
+            Some(b"none") => KeyKind::Plain,
+            Some(_) => KeyKind::Encrypted,
+            None => KeyKind::NotAKey,
+        }
+    } else if key.starts_with("-----BEGIN") && key.contains("PRIVATE KEY-----") {
+        if key.contains("ENCRYPTED") {
+            KeyKind::Encrypted
+        } else {
+            KeyKind::Plain
+        }
+    } else {
+        KeyKind::NotAKey
+    }
+}
+
+/// `url` with any password (and user name) removed, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if let Some((userinfo, host)) = authority.rsplit_once('@') {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            if userinfo.contains(':') {
+                return format!("{scheme}://{user}:***@{host}{path}");
+            }
+        }
+    }
+    url.to_owned()
+}
+
+/// The host of a URL (`https://host/…`, `ssh://user@host:22/…`, `user@host:path`).
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = match url.split_once("://") {
+        Some((_, rest)) => rest,
+        None if url.contains(':') && !url.starts_with('/') => url,
+        None => return None,
+    };
+    let authority = rest.split('/').next()?;
+    let host = authority.rsplit('@').next()?;
+    let host = host.split(':').next()?;
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// libgit2's error as one line, without its class/code suffix.
+pub fn describe_git_error(err: &git2::Error) -> String {
+    err.message().replace(['\n', '\r'], " ").trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        let cases = [
+            ("https://u:p@host/r.git", "https://u:***@host/r.git"),
+            ("https://u@host/r.git", "https://u@host/r.git"),
+            ("https://host/r.git", "https://host/r.git"),
+            ("git@host:r.git", "git@host:r.git"),
+            ("/srv/r.git", "/srv/r.git"),
+        ];
+        for (input, expect) in cases {
+            assert_eq!(redact_url(input), expect, "{input}");
+        }
+    }
+
+    #[test]
+    fn finds_hosts() {
+        let cases = [
+            ("https://github.com/a/b", Some("github.com")),
+            ("ssh://git@h.example:2222/x", Some("h.example")),
+            ("git@gitlab.com:a/b.git", Some("gitlab.com")),
+            ("/local/path", None),
+        ];
+        for (input, expect) in cases {
+            assert_eq!(url_host(input).as_deref(), expect, "{input}");
+        }
+    }
+
+    #[test]
+    fn classifies_keys() {
+        assert_eq!(key_encryption("hello"), KeyKind::NotAKey);
+        assert_eq!(
+            key_encryption("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"),
+            KeyKind::Encrypted
+        );
+        assert_eq!(
+            key_encryption(
+                "-----BEGIN OPENSSH PRIVATE KEY-----\n!!!\n-----END OPENSSH PRIVATE KEY-----"
+            ),
+            KeyKind::NotAKey
+        );
+    }
+}

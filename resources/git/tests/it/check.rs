@@ -1,0 +1,612 @@
+//! `check` against local repositories, mirroring concourse/git-resource's `test/check.sh`:
+//! first-parent order, cursors, paths, ci-skip, commit filters, tag modes, version_depth.
+
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{Value, json};
+
+use crate::support::{Env, Repo, refs};
+
+/// Runs check with `extra` merged into `{"uri": repo}` and asserts the answer.
+fn expect(env: &Env, repo: &Repo, extra: Value, cursor: Option<&str>, expected: Value) {
+    let mut source = json!({ "uri": repo.uri() });
+    for (k, v) in extra.as_object().unwrap() {
+        source[k] = v.clone();
+    }
+    let version = cursor.map(|c| json!({ "ref": c }));
+    let answer = env.check(&source, version).json();
+    assert_eq!(answer, expected, "source {source} cursor {cursor:?}");
+}
+
+#[test]
+fn from_head_and_from_a_ref() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let r1 = repo.commit("some-file", "one");
+    let r2 = repo.commit("some-file", "two");
+    let r3 = repo.commit("some-file", "three");
+    expect(&env, &repo, json!({}), None, refs(&[&r3]));
+    expect(&env, &repo, json!({}), Some(&r1), refs(&[&r1, &r2, &r3]));
+    expect(&env, &repo, json!({}), Some(&r3), refs(&[&r3]));
+    // Incremental: the cache already has r1..r3; one new commit arrives.
+    let r4 = repo.commit("some-file", "four");
+    expect(&env, &repo, json!({}), Some(&r3), refs(&[&r3, &r4]));
+    // An unknown version is as if there were none.
+    expect(&env, &repo, json!({}), Some("bogus-ref"), refs(&[&r4]));
+    let unknown = "0123456789abcdef0123456789abcdef01234567";
+    expect(&env, &repo, json!({}), Some(unknown), refs(&[&r4]));
+}
+
+#[test]
+fn first_parent_order_and_merges() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let r1 = repo.commit("some-master-file", "one");
+    let r2 = repo.commit("file", "two");
+    let _b1 = repo.commit_on("some-branch", "some-branch-file", "branch");
+    let r3 = repo.commit("some-master-file", "three");
+    expect(&env, &repo, json!({}), Some(&r1), refs(&[&r1, &r2, &r3]));
+    let paths = json!({"paths": ["some-master-file", "some-branch-file"]});
+    expect(&env, &repo, paths.clone(), Some(&r1), refs(&[&r1, &r3]));
+    let r4 = repo.merge("some-branch");
+    expect(
+        &env,
+        &repo,
+        json!({}),
+        Some(&r1),
+        refs(&[&r1, &r2, &r3, &r4]),
+    );
+    // The merge changes some-branch-file against its first parent, so it counts.
+    expect(&env, &repo, paths, Some(&r1), refs(&[&r1, &r3, &r4]));
+}
+
+#[test]
+fn order_is_first_parent_not_date() {
+    let (env, repo) = (Env::new(), Repo::new());
+    // A commit dated far in the future, then an ordinary one.
+    let date = "@4102444800 +0000";
+    let mut command = testbed::git::git_command(&repo.path);
+    std::fs::write(repo.path.join("f"), "future").unwrap();
+    testbed::git::git(&repo.path, &["add", "f"]);
+    command
+        .args(["commit", "-q", "-m", "future"])
+        .env("GIT_AUTHOR_DATE", date)
+        .env("GIT_COMMITTER_DATE", date);
+    assert!(command.output().unwrap().status.success());
+    let r1 = repo.head();
+    let r2 = repo.commit("f", "two");
+    let r3 = repo.commit("f", "three");
+    expect(&env, &repo, json!({}), None, refs(&[&r3]));
+    expect(
+        &env,
+        &repo,
+        json!({"version_depth": 2}),
+        None,
+        refs(&[&r2, &r3]),
+    );
+    expect(&env, &repo, json!({}), Some(&r1), refs(&[&r1, &r2, &r3]));
+}
+
+#[test]
+fn root_commits() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let r1 = repo.commit("f", "root");
+    let r2 = repo.commit("f", "two");
+    repo.git(&["checkout", "-q", "--orphan", "temp"]);
+    repo.git(&["commit", "-q", "--allow-empty", "-m", "second root"]);
+    let second_root = repo.head();
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&[
+        "merge",
+        "-q",
+        "temp",
+        "--allow-unrelated-histories",
+        "-m",
+        "merge",
+    ]);
+    let r3 = repo.head();
+    expect(&env, &repo, json!({}), Some(&r1), refs(&[&r1, &r2, &r3]));
+    expect(
+        &env,
+        &repo,
+        json!({}),
+        Some(&second_root),
+        refs(&[&r1, &r2, &r3]),
+    );
+}
+
+#[test]
+fn paths_and_ignore_paths() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let r1 = repo.commit("file-a", "a");
+    let r2 = repo.commit("file-b", "b");
+    let r3 = repo.commit("file-c", "c");
+    expect(
+        &env,
+        &repo,
+        json!({"ignore_paths": ["file-c"]}),
+        None,
+        refs(&[&r2]),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"ignore_paths": ["file-a"]}),
+        Some(&r1),
+        refs(&[&r2, &r3]),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"ignore_paths": ["file-c"]}),
+        Some(&r1),
+        refs(&[&r1, &r2]),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"paths": ["file-c"]}),
+        None,
+        refs(&[&r3]),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"paths": ["file-c"]}),
+        Some(&r1),
+        refs(&[&r3]),
+    );
+    let both = json!({"paths": ["file-*"], "ignore_paths": ["file-b"]});
+    expect(&env, &repo, both.clone(), None, refs(&[&r3]));
+    expect(&env, &repo, both, Some(&r1), refs(&[&r1, &r3]));
+    let r4 = repo.commit("some-file", "d");
+    expect(
+        &env,
+        &repo,
+        json!({"paths": ["."], "ignore_paths": ["file-*"]}),
+        None,
+        refs(&[&r4]),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"paths": ["*-file"]}),
+        None,
+        refs(&[&r4]),
+    );
+}
+
+#[test]
+fn glob_and_directory_paths() {
+    let (env, repo) = (Env::new(), Repo::new());
+    repo.commit("a/file", "a");
+    let r1 = repo.commit("a/b/file", "b");
+    let _r2 = repo.commit("other", "c");
+    expect(
+        &env,
+        &repo,
+        json!({"paths": ["**/file"]}),
+        None,
+        refs(&[&r1]),
+    );
+    expect(&env, &repo, json!({"paths": ["a/b"]}), None, refs(&[&r1]));
+    expect(&env, &repo, json!({"paths": ["a/"]}), None, refs(&[&r1]));
+    let b = repo.commit_on("newbranch", "dummy/file-b", "on branch");
+    expect(
+        &env,
+        &repo,
+        json!({"paths": ["dummy/*"], "branch": "newbranch"}),
+        None,
+        refs(&[&b]),
+    );
+}
+
+#[test]
+fn ci_skip_and_commit_filters() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let r1 = repo.commit("f", "one");
+    let _r2 = repo.commit("f", "skip me [ci skip]");
+    let r3 = repo.commit("f", "not ci skipped");
+    let r4 = repo.commit("f", "also [skip ci] this");
+    let r5 = repo.commit("f", "five");
+    expect(&env, &repo, json!({}), Some(&r1), refs(&[&r1, &r3, &r5]));
+    expect(
+        &env,
+        &repo,
+        json!({"disable_ci_skip": true}),
+        Some(&r3),
+        refs(&[&r3, &r4, &r5]),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"commit_filter": {"exclude": ["five"]}}),
+        Some(&r1),
+        refs(&[&r1, &r3]),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"commit_filter": {"include": ["not", "five"]}}),
+        Some(&r1),
+        refs(&[&r3, &r5]),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"commit_filter": {"include": ["not", "five"], "include_all_match": true}}),
+        Some(&r1),
+        refs(&[]),
+    );
+}
+
+#[test]
+fn skipped_commits_without_a_version() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let r1 = repo.commit("f", "one");
+    repo.commit("f", "[ci skip]");
+    repo.commit("f", "[skip ci]");
+    expect(&env, &repo, json!({}), None, refs(&[&r1]));
+}
+
+#[test]
+fn conventional_commit_excludes_are_basic_regexes() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let r1 = repo.commit("f", "one");
+    let r2 = repo.commit("f", "chore: update a thing");
+    let _r3 = repo.commit("f", "chore(release): auto-publish");
+    let r4 = repo.commit("f", "fix: a bug");
+    expect(
+        &env,
+        &repo,
+        json!({"commit_filter": {"exclude": ["chore(release):"]}}),
+        Some(&r1),
+        refs(&[&r1, &r2, &r4]),
+    );
+}
+
+#[test]
+fn empty_commits_count() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let r1 = repo.commit("f", "one");
+    let r2 = repo.empty_commit("empty");
+    expect(&env, &repo, json!({}), Some(&r1), refs(&[&r1, &r2]));
+    expect(&env, &repo, json!({}), None, refs(&[&r2]));
+}
+
+#[test]
+fn branches_and_version_depth() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let _m = repo.commit("f", "main");
+    let b1 = repo.commit_on("feature", "g", "feature one");
+    let b2 = repo.commit_on("feature", "g", "feature two");
+    let m2 = repo.commit("f", "main two");
+    expect(
+        &env,
+        &repo,
+        json!({"branch": "feature"}),
+        None,
+        refs(&[&b2]),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"branch": "feature", "version_depth": "2"}),
+        None,
+        refs(&[&b1, &b2]),
+    );
+    expect(&env, &repo, json!({}), None, refs(&[&m2]));
+    let run = env.check(&json!({"uri": repo.uri(), "branch": "nope"}), None);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("source.branch: branch \"nope\" not found"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn empty_remote_has_no_versions() {
+    let (env, repo) = (Env::new(), Repo::new());
+    expect(&env, &repo, json!({}), None, refs(&[]));
+}
+
+fn tag_version(tag: &str, commit: &str) -> Value {
+    json!({ "ref": tag, "commit": commit })
+}
+
+/// The history of the official suite's tag tests: tags moved, tags on several commits.
+fn tagged_repo() -> (Repo, Vec<String>) {
+    let repo = Repo::new();
+    let r1 = repo.commit("file-a", "one");
+    repo.annotated_tag("1.0-staging");
+    let r3 = repo.commit("file-b", "three");
+    repo.annotated_tag("1.0-production");
+    repo.annotated_tag("2.0-staging");
+    let r6 = repo.commit("file-c", "six");
+    repo.annotated_tag("2.0-staging");
+    let r8 = repo.commit("file-b", "eight");
+    repo.annotated_tag("2.0-production");
+    let r10 = repo.commit("file-c", "ten");
+    (repo, vec![r1, r3, r6, r8, r10])
+}
+
+#[test]
+fn tag_filter_and_regex() {
+    let env = Env::new();
+    let (repo, r) = tagged_repo();
+    let staging = json!([tag_version("2.0-staging", &r[2])]);
+    expect(
+        &env,
+        &repo,
+        json!({"tag_filter": "*-staging"}),
+        None,
+        staging.clone(),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"tag_regex": ".*-staging"}),
+        None,
+        staging,
+    );
+    let tagged = |filter: &str, paths: Value| json!({"tag_filter": filter, "tag_behaviour": "match_tagged", "paths": paths});
+    expect(
+        &env,
+        &repo,
+        tagged("2*", json!(["file-c"])),
+        None,
+        json!([tag_version("2.0-staging", &r[2])]),
+    );
+    expect(
+        &env,
+        &repo,
+        tagged("*-staging", json!(["file-b"])),
+        None,
+        json!([]),
+    );
+    expect(
+        &env,
+        &repo,
+        tagged("*", json!(["file-b", "file-c"])),
+        None,
+        json!([tag_version("2.0-production", &r[3])]),
+    );
+    expect(&env, &repo, tagged("*", json!(["file-f"])), None, json!([]));
+    expect(
+        &env,
+        &repo,
+        tagged("4.0-*", json!(["file-c"])),
+        None,
+        json!([]),
+    );
+}
+
+#[test]
+fn tag_ancestors() {
+    let env = Env::new();
+    let (repo, r) = tagged_repo();
+    let ancestors = |filter: &str, paths: Value| json!({"tag_filter": filter, "tag_behaviour": "match_tag_ancestors", "paths": paths});
+    expect(
+        &env,
+        &repo,
+        ancestors("2*", json!(["file-c"])),
+        None,
+        refs(&[&r[2]]),
+    );
+    expect(
+        &env,
+        &repo,
+        ancestors("*-staging", json!(["file-b"])),
+        None,
+        refs(&[&r[1]]),
+    );
+    expect(
+        &env,
+        &repo,
+        ancestors("2.*", json!(["file-a"])),
+        None,
+        refs(&[&r[0]]),
+    );
+    expect(
+        &env,
+        &repo,
+        ancestors("1.*", json!(["file-c"])),
+        None,
+        refs(&[]),
+    );
+    expect(
+        &env,
+        &repo,
+        ancestors("*", json!(["file-b", "file-c"])),
+        None,
+        refs(&[&r[3]]),
+    );
+    expect(
+        &env,
+        &repo,
+        ancestors("4.0-*", json!(["file-c"])),
+        None,
+        refs(&[]),
+    );
+}
+
+#[test]
+fn tag_cursor_depth_and_branches() {
+    let env = Env::new();
+    let repo = Repo::new();
+    repo.commit("f", "initial");
+    let mut commits = Vec::new();
+    for (i, tag) in [
+        "1.0-staging",
+        "1.0-production",
+        "2.0-staging",
+        "2.0-production",
+        "3.0-staging",
+    ]
+    .iter()
+    .enumerate()
+    {
+        commits.push(repo.commit_on("branch-a", "f", &format!("c{i}")));
+        repo.git(&["tag", "-a", tag, "-m", tag, "branch-a"]);
+    }
+    let filter = json!({"tag_filter": "*-staging"});
+    expect(
+        &env,
+        &repo,
+        filter.clone(),
+        None,
+        json!([tag_version("3.0-staging", &commits[4])]),
+    );
+    let depth2 = json!({"tag_filter": "*-staging", "version_depth": 2});
+    let expected = json!([
+        tag_version("2.0-staging", &commits[2]),
+        tag_version("3.0-staging", &commits[4])
+    ]);
+    expect(
+        &env,
+        &repo,
+        depth2.clone(),
+        Some("2.0-staging"),
+        expected.clone(),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"tag_regex": ".*-staging", "version_depth": 2}),
+        Some("2.0-staging"),
+        expected,
+    );
+    // A cursor the cache does not know is as if there were none.
+    expect(
+        &env,
+        &repo,
+        filter.clone(),
+        Some("bogus-ref"),
+        json!([tag_version("3.0-staging", &commits[4])]),
+    );
+    // With a branch, only tags merged into it count.
+    let on_main = json!({"tag_filter": "*-staging", "branch": "main"});
+    expect(&env, &repo, on_main.clone(), None, json!([]));
+    let m = repo.commit("f", "on main");
+    repo.annotated_tag("4.0-staging");
+    expect(
+        &env,
+        &repo,
+        on_main,
+        None,
+        json!([tag_version("4.0-staging", &m)]),
+    );
+}
+
+#[test]
+fn moved_tags_are_new_versions() {
+    let env = Env::new();
+    let repo = Repo::new();
+    repo.commit("f", "initial");
+    let r1 = repo.commit_on("branch-a", "f", "one");
+    repo.git(&["tag", "-a", "staging", "-m", "t", "branch-a"]);
+    expect(
+        &env,
+        &repo,
+        json!({"tag_filter": "staging"}),
+        None,
+        json!([tag_version("staging", &r1)]),
+    );
+    let r2 = repo.commit_on("branch-a", "f", "two");
+    repo.git(&["tag", "-f", "-a", "staging", "-m", "t", "branch-a"]);
+    expect(
+        &env,
+        &repo,
+        json!({"tag_regex": "staging"}),
+        None,
+        json!([tag_version("staging", &r2)]),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"tag_filter": "staging"}),
+        None,
+        json!([tag_version("staging", &r2)]),
+    );
+}
+
+#[test]
+fn tags_on_unmerged_branches_and_lightweight_tags() {
+    let env = Env::new();
+    let repo = Repo::new();
+    repo.commit("f", "one");
+    expect(
+        &env,
+        &repo,
+        json!({"tag_filter": "v*-hotfix"}),
+        None,
+        json!([]),
+    );
+    let h = repo.commit_on("hotfix", "g", "hotfix");
+    repo.git(&["tag", "v1.0.0-hotfix", "hotfix"]);
+    repo.commit("f", "more on main");
+    expect(
+        &env,
+        &repo,
+        json!({"tag_filter": "v*-hotfix"}),
+        None,
+        json!([tag_version("v1.0.0-hotfix", &h)]),
+    );
+    expect(
+        &env,
+        &repo,
+        json!({"tag_regex": "v.*-hotfix"}),
+        None,
+        json!([tag_version("v1.0.0-hotfix", &h)]),
+    );
+}
+
+#[test]
+fn version_depth_in_tag_mode() {
+    let env = Env::new();
+    let repo = Repo::new();
+    repo.commit("f", "1");
+    repo.annotated_tag("test.tag.1");
+    let r2 = repo.commit("f", "2");
+    repo.annotated_tag("test.tag.2");
+    repo.commit("f", "3");
+    repo.annotated_tag("test.badtag.3");
+    let r4 = repo.commit("f", "4");
+    repo.annotated_tag("test.tag.4");
+    expect(
+        &env,
+        &repo,
+        json!({"tag_filter": "test.tag.*", "version_depth": 2}),
+        None,
+        json!([
+            tag_version("test.tag.2", &r2),
+            tag_version("test.tag.4", &r4)
+        ]),
+    );
+}
+
+#[test]
+fn caches_are_kept_per_uri_and_branch() {
+    let env = Env::new();
+    let (a, b) = (Repo::new(), Repo::new());
+    let ra = a.commit("f", "a");
+    let rb = b.commit("f", "b");
+    expect(&env, &a, json!({}), None, refs(&[&ra]));
+    expect(&env, &b, json!({}), None, refs(&[&rb]));
+    expect(&env, &a, json!({}), None, refs(&[&ra]));
+    let caches = std::fs::read_dir(env.dir.path().join("tmp/git-resource-repo-cache"))
+        .unwrap()
+        .count();
+    assert_eq!(caches, 2);
+}
+
+#[test]
+fn file_urls_and_git_config() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let r1 = repo.commit("f", "one");
+    let source = json!({
+        "uri": format!("file://{}", repo.uri()),
+        "git_config": [{"name": "core.bigFileThreshold", "value": "10m"}],
+    });
+    assert_eq!(env.check(&source, None).json(), refs(&[&r1]));
+}
