@@ -7,6 +7,8 @@
 
 pub mod bad_input;
 pub mod fixtures;
+pub mod git;
+pub mod nginx;
 pub mod registry;
 pub mod tls;
 pub mod tools;

@@ -3,4 +3,5 @@
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
+mod git;
 mod registry;
