@@ -9,6 +9,7 @@ pub mod bad_input;
 pub mod fixtures;
 pub mod git;
 pub mod nginx;
+pub mod nix;
 pub mod registry;
 pub mod tls;
 pub mod tools;

@@ -4,4 +4,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod git;
+mod nix;
 mod registry;
