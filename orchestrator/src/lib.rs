@@ -13,6 +13,8 @@ pub mod duration;
 pub mod graph;
 pub mod load;
 pub mod model;
+pub mod schedule;
+pub mod state;
 pub mod validate;
 pub mod vars;
 pub mod yaml;
