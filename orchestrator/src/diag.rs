@@ -42,6 +42,12 @@ impl fmt::Display for Loc {
     }
 }
 
+impl Default for Loc {
+    fn default() -> Loc {
+        Loc::none()
+    }
+}
+
 // Locations are noise in model dumps: print `line:col` only.
 impl fmt::Debug for Loc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -102,6 +102,8 @@ pub fn load_str(text: &str, file: &str, vars: &StaticVars) -> Loaded {
         diags.extend(validate::validate(&pipeline));
     }
     diags.sort_by_key(|d| (d.loc.line, d.loc.col));
+    // An anchor merged into many places reports its problem once.
+    diags.dedup();
     Loaded {
         pipeline,
         diagnostics: diags,
@@ -397,7 +399,14 @@ impl Loader {
     }
 
     fn pipeline(&mut self, node: &Node) -> Pipeline {
-        let mut pipeline = Pipeline::default();
+        let mut pipeline = Pipeline {
+            loc: Loc {
+                line: 1,
+                col: 1,
+                ..node.loc.clone()
+            },
+            ..Pipeline::default()
+        };
         if node.is_null() {
             return pipeline;
         }

@@ -21,6 +21,8 @@ pub type Object = Map<String, Json>;
 /// A whole pipeline.
 #[derive(Clone, Debug, Default)]
 pub struct Pipeline {
+    /// The start of the file (where pipeline-wide problems are reported).
+    pub loc: Loc,
     /// Custom resource types.
     pub resource_types: Vec<ResourceType>,
     /// Resources.

@@ -13,22 +13,7 @@ use crate::model::{Pipeline, StepKind};
 /// Every problem in `pipeline`.
 pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let top = pipeline
-        .jobs
-        .first()
-        .map(|j| Loc {
-            line: 1,
-            col: 1,
-            ..j.loc.clone()
-        })
-        .or_else(|| {
-            pipeline.resources.first().map(|r| Loc {
-                line: 1,
-                col: 1,
-                ..r.loc.clone()
-            })
-        })
-        .unwrap_or_else(Loc::none);
+    let top = pipeline.loc.clone();
     if pipeline.jobs.is_empty() {
         out.push(Diagnostic::error(&top, "pipeline has no jobs"));
     }

@@ -348,6 +348,11 @@ pub fn substitute_old_style(
     for (line_no, line) in text.split_inclusive('\n').enumerate() {
         let mut rest = line;
         let mut col = 0;
+        // Whole-line comments are left alone: old fly replaced there too, to no effect.
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
         while let Some(start) = rest.find("{{") {
             let after = &rest[start + 2..];
             let name_len = after

@@ -1,0 +1,254 @@
+//! The `tributary` binary: validate and graph, exit codes, and the DOT output checked against an
+//! independent reading of its edges.
+
+use std::collections::BTreeSet;
+
+use assert_cmd::Command;
+
+use crate::examples_dir;
+
+fn tributary() -> Command {
+    Command::cargo_bin("tributary").unwrap()
+}
+
+#[test]
+fn validate_accepts_every_example() {
+    let mut cmd = tributary();
+    cmd.arg("validate");
+    for file in crate::example_files() {
+        cmd.arg(file);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("site-deploy-legacy.yml: valid (2 jobs, 3 resources, 5 warnings)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_reports_every_error_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "resources:\n- name: idle\n  type: git\njobs:\n- name: j\n  plan:\n  - get: a\n",
+    )
+    .unwrap();
+    let out = tributary().arg("validate").arg(&bad).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let p = bad.display();
+    assert!(
+        stderr.contains(&format!(
+            "{p}:2:3: error: resource `idle` is not used by any job"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{p}:7:5: error: job `j`: get `a`: unknown resource `a`"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{p}: invalid (2 errors)")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_uses_vars_from_files_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("p.yml");
+    std::fs::write(&pipeline, "resources:\n- name: r\n  type: git\njobs:\n- name: j\n  plan:\n  - get: r\n    trigger: ((t))\n").unwrap();
+    let vars = dir.path().join("vars.yml");
+    std::fs::write(&vars, "t: maybe\n").unwrap();
+    // Without vars the typed field cannot be checked.
+    let out = tributary().arg("validate").arg(&pipeline).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    // The file's value is wrong, the flag wins.
+    let out = tributary()
+        .arg("validate")
+        .arg(&pipeline)
+        .arg("-l")
+        .arg(&vars)
+        .args(["-y", "t=true"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = tributary()
+        .arg("validate")
+        .arg(&pipeline)
+        .arg("-l")
+        .arg(&vars)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let out = tributary()
+        .arg("validate")
+        .arg(&pipeline)
+        .args(["-v", "novalue"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-v novalue: expected name=value"));
+}
+
+#[test]
+fn unreadable_pipeline_is_bad_input() {
+    let out = tributary()
+        .args(["validate", "/nonexistent/p.yml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("/nonexistent/p.yml:0:0: error: cannot read pipeline")
+    );
+}
+
+/// Edges read back from DOT text, independently of the code that wrote it:
+/// `(from, to, label, style)`.
+fn dot_edges(dot: &str) -> BTreeSet<(String, String, String, String)> {
+    let mut out = BTreeSet::new();
+    for line in dot.lines().map(str::trim).filter(|l| l.contains(" -> ")) {
+        let quoted: Vec<&str> = line.split('"').collect();
+        // "from" -> "to" [label="x", style=y];
+        let from = quoted[1].to_string();
+        let to = quoted[3].to_string();
+        let label = if line.contains("label=") {
+            quoted[5].to_string()
+        } else {
+            String::new()
+        };
+        let style = line
+            .rsplit("style=")
+            .next()
+            .unwrap()
+            .trim_end_matches("];")
+            .to_string();
+        out.insert((from, to, label, style));
+    }
+    out
+}
+
+#[test]
+fn graph_dot_has_the_pipeline_edges() {
+    let file = examples_dir().join("nix-matrix.yml");
+    let out = tributary()
+        .arg("graph")
+        .arg(&file)
+        .args(["--format", "dot"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dot = String::from_utf8(out.stdout).unwrap();
+    assert!(dot.starts_with("digraph pipeline {"));
+    let e = |f: &str, t: &str, l: &str, s: &str| {
+        (f.to_string(), t.to_string(), l.to_string(), s.to_string())
+    };
+    let want: BTreeSet<_> = [
+        e("resource:ci-config", "job:reconfigure", "", "solid"),
+        e("resource:flake", "job:build", "", "solid"),
+        e("resource:nightly", "job:build", "", "solid"),
+        e("job:build", "resource:cache", "", "solid"),
+        e("job:build", "job:check", "flake", "solid"),
+        e("job:build", "job:check", "cache", "dashed"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(dot_edges(&dot), want);
+    for job in ["reconfigure", "build", "check"] {
+        assert!(
+            dot.contains(&format!("\"job:{job}\" [label=\"{job}\", shape=box];")),
+            "{dot}"
+        );
+    }
+}
+
+#[test]
+fn graph_dot_of_the_local_example() {
+    let file = examples_dir().join("hello-local.yml");
+    let out = tributary().arg("graph").arg(&file).output().unwrap();
+    let dot = String::from_utf8(out.stdout).unwrap();
+    let want: BTreeSet<_> = [
+        (
+            "resource:repo".to_string(),
+            "job:test".to_string(),
+            String::new(),
+            "solid".to_string(),
+        ),
+        (
+            "job:test".to_string(),
+            "job:package".to_string(),
+            "repo".to_string(),
+            "solid".to_string(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(dot_edges(&dot), want);
+}
+
+#[test]
+fn graph_svg_is_standalone_and_draws_every_node_and_edge() {
+    let file = examples_dir().join("nix-matrix.yml");
+    let out = tributary()
+        .arg("graph")
+        .arg(&file)
+        .args(["--format", "svg"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let svg = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{svg}"
+    );
+    assert!(svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<g class=\"job\">").count(), 3);
+    assert_eq!(svg.matches("<g class=\"resource\">").count(), 4);
+    assert_eq!(svg.matches("class=\"edge\"").count(), 6);
+    assert_eq!(svg.matches("stroke-dasharray").count(), 1);
+}
+
+#[test]
+fn graph_of_an_invalid_pipeline_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "jobs: {}\n").unwrap();
+    let out = tributary().arg("graph").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn later_commands_say_not_implemented() {
+    for cmd in [
+        "run", "trigger", "execute", "check", "builds", "logs", "versions",
+    ] {
+        let out = tributary()
+            .args([cmd, "p.yml", "--job", "x"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{cmd}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("tributary {cmd} is not implemented yet")),
+            "{stderr}"
+        );
+    }
+}
