@@ -172,7 +172,7 @@ pub struct PutParams {
     /// Glob naming the image tarball or layout (required).
     #[serde(default)]
     pub image: Option<String>,
-    /// File holding a semver version to tag with.
+    /// A semver version to tag with (`v1.2` is normalised to `1.2.0`).
     #[serde(default)]
     pub version: Option<String>,
     /// Also push `latest`/`MAJOR`/`MAJOR.MINOR` aliases.

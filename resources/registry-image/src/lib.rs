@@ -7,15 +7,15 @@ pub mod check;
 pub mod config;
 pub mod formats;
 pub mod get;
+pub mod local_image;
 pub mod oci;
+pub mod put;
 pub mod registry;
 pub mod semver_check;
 
 use std::path::Path;
 
-use resource_protocol::{
-    CheckRequest, InRequest, NotImplemented, OutRequest, Resource, Response, Version,
-};
+use resource_protocol::{CheckRequest, InRequest, OutRequest, Resource, Response, Version};
 
 pub use config::{GetParams, PutParams, Source};
 
@@ -39,8 +39,8 @@ impl Resource for RegistryImageResource {
         get::get(&request, dest)
     }
 
-    fn put(&self, request: OutRequest<Source, PutParams>, _src: &Path) -> anyhow::Result<Response> {
+    fn put(&self, request: OutRequest<Source, PutParams>, src: &Path) -> anyhow::Result<Response> {
         request.source.validate()?;
-        Err(NotImplemented::new("registry-image out").into())
+        put::put(&request, src)
     }
 }

@@ -4,3 +4,4 @@ mod bad_input;
 mod check;
 mod get;
 mod images;
+mod put;
