@@ -685,6 +685,11 @@ impl RegistryClient {
                         })?;
                         match self.inner.http.get(probe).send().await {
                             Ok(_) => Ok(https),
+                            // An https server with a certificate we do not trust: say so
+                            // rather than speaking http to it.
+                            Err(e) if error_chain(&e).to_lowercase().contains("certificate") => {
+                                Ok(https)
+                            }
                             Err(e) => {
                                 tracing::debug!(
                                     "https://{host} does not answer ({}); using http",

@@ -84,17 +84,20 @@ async fn basic_auth_registry_round_trip_and_wrong_password() {
 async fn tls_registry_round_trip_with_ca_certs() {
     let registry = round_trip(RegistryAuth::tls_basic("alice", "pa55word")).await;
     // Without the CA the certificate is refused (no silent http fallback on TLS errors).
-    let mut config = ClientConfig::new(format!("https://{}", registry.host()), "team/app");
-    config.retry = RetryPolicy::fast();
-    let err = RegistryClient::new(config)
-        .unwrap()
-        .list_tags(10, 1)
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().to_lowercase().contains("certificate"),
-        "{err}"
-    );
+    // Both with the scheme forced and with the automatic https-then-http choice.
+    for registry_name in [format!("https://{}", registry.host()), registry.host()] {
+        let mut config = ClientConfig::new(registry_name, "team/app");
+        config.retry = RetryPolicy::fast();
+        let err = RegistryClient::new(config)
+            .unwrap()
+            .list_tags(10, 1)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().to_lowercase().contains("certificate"),
+            "{err}"
+        );
+    }
 }
 
 #[tokio::test]
