@@ -19,7 +19,7 @@ use crate::config::{GetParams, Source};
 use crate::narinfo::NarInfo;
 use crate::signing::{PublicKey, is_signed_by_any};
 use crate::store_path::{StorePath, content_address_matches};
-use crate::stream::{Digester, HashSink, TeeReader, decoder, read_channel};
+use crate::stream::{Digester, TeeReader, decoder, read_channel};
 
 /// Narinfo requests in flight at once.
 const NARINFO_CONCURRENCY: usize = 32;
@@ -180,13 +180,19 @@ async fn download_nar(
             BufWriter::with_capacity(256 * 1024, file),
             file_digest.clone(),
         );
+        // The NAR is parsed (not only hashed) so a malformed archive fails here, for every
+        // path of the closure, not only for the one unpacked into result/.
         let decoded = decoder(expected.compression, &mut tee)
-            .and_then(|mut d| io::copy(&mut d, &mut HashSink(nar_digest.clone())));
-        let drained = decoded.and_then(|_| tee.drain());
+            .map_err(anyhow::Error::from)
+            .and_then(|d| {
+                let hashed = TeeReader::new(d, io::sink(), nar_digest.clone());
+                crate::nar::validate(hashed).map_err(anyhow::Error::from)
+            });
+        let drained = decoded.and_then(|()| tee.drain().map_err(anyhow::Error::from));
         let outcome = drained
             .with_context(|| {
                 format!(
-                    "{}: cannot download or decompress its NAR ({})",
+                    "{}: its NAR ({}) is invalid or could not be read",
                     expected.store_path,
                     expected.compression.as_str()
                 )

@@ -314,8 +314,14 @@ fn load_from_cache_dir(
             },
         );
     }
+    // Without explicit roots, the roots are the paths nothing else in the directory refers to.
     let roots = if roots.is_empty() {
-        all.keys().cloned().collect()
+        let referenced: BTreeSet<&StorePath> =
+            all.values().flat_map(|i| i.info.dependencies()).collect();
+        all.keys()
+            .filter(|p| !referenced.contains(p))
+            .cloned()
+            .collect()
     } else {
         roots
     };

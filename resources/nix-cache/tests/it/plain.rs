@@ -1,0 +1,267 @@
+//! Round trips through a plain HTTP cache (nginx WebDAV), proven by real Nix.
+
+use std::path::Path;
+
+use serde_json::json;
+use testbed::tools::temp_dir;
+
+use crate::support::{WebDav, build_closure, check, get, nix, nix_keys, nix_ok, out};
+
+/// `nix copy --from <cache> --to <fresh store>` with only `public` trusted.
+fn nix_copy_from(xdg: &Path, from: &str, public: &str, path: &str) -> std::process::Output {
+    let store = tempfile::tempdir_in(xdg).unwrap().keep();
+    nix(
+        xdg,
+        &[
+            "copy",
+            "--from",
+            from,
+            "--to",
+            store.to_str().unwrap(),
+            "--option",
+            "trusted-public-keys",
+            public,
+            path,
+        ],
+    )
+}
+
+fn nix_verify(xdg: &Path, store: &str, public: &str, path: &str) -> std::process::Output {
+    nix(
+        xdg,
+        &[
+            "store",
+            "verify",
+            "--store",
+            store,
+            "-r",
+            "--option",
+            "trusted-public-keys",
+            public,
+            path,
+        ],
+    )
+}
+
+#[test]
+fn push_from_a_local_cache_then_nix_copies_and_verifies_it() {
+    let tmp = temp_dir("nix-plain");
+    let xdg = tmp.path();
+    let keys = nix_keys(xdg, "plain-1");
+    let paths = build_closure(xdg, "plain");
+    let top = &paths[0];
+    let src = xdg.join("src");
+    std::fs::create_dir(&src).unwrap();
+    nix_ok(
+        xdg,
+        &[
+            "copy",
+            "--to",
+            &format!("file://{}/local", src.display()),
+            top,
+        ],
+    );
+    let cache = WebDav::start();
+    let source = json!({"url": cache.url(), "signing_key": keys.secret, "pin": "main",
+                        "trusted_public_keys": [keys.public]});
+
+    // Nothing pinned yet.
+    assert_eq!(check(&source, None).json(), json!([]));
+
+    let first = out(&src, &source, &json!({"from": "local"})).json();
+    assert_eq!(
+        first["version"],
+        json!({"store_path": top, "revision": "1"})
+    );
+    let meta = first["metadata"].to_string();
+    assert!(
+        meta.contains(r#""name":"paths_uploaded","value":"3""#),
+        "{meta}"
+    );
+
+    // Real Nix accepts what we wrote.
+    let copied = nix_copy_from(xdg, &cache.url(), &keys.public, top);
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let verified = nix_verify(xdg, &cache.url(), &keys.public, top);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    // Idempotent: the same put uploads nothing, and the pin stays where it is.
+    let puts = cache.put_count();
+    let second = out(&src, &source, &json!({"from": "local"})).json();
+    assert_eq!(
+        second["version"],
+        json!({"store_path": top, "revision": "1"})
+    );
+    assert!(
+        second["metadata"]
+            .to_string()
+            .contains(r#""name":"paths_uploaded","value":"0""#)
+    );
+    assert_eq!(cache.put_count(), puts, "second put uploaded something");
+
+    // check follows the pin.
+    let versions = check(&source, Some(&json!({"store_path": top, "revision": "1"}))).json();
+    assert_eq!(versions, json!([{"store_path": top, "revision": "1"}]));
+
+    // in: store-path, closure (dependencies first), result/, and a cache Nix accepts.
+    let dest = xdg.join("dest");
+    get(
+        &dest,
+        &source,
+        &json!({"store_path": top, "revision": "1"}),
+        &json!({}),
+    )
+    .json();
+    assert_eq!(
+        std::fs::read_to_string(dest.join("store-path")).unwrap(),
+        format!("{top}\n")
+    );
+    let closure: Vec<String> = std::fs::read_to_string(dest.join("closure"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(closure, paths.iter().rev().cloned().collect::<Vec<_>>());
+    assert_eq!(
+        std::fs::read_to_string(dest.join("result/bin/run")).unwrap(),
+        "#!/bin/sh\necho hi\n"
+    );
+    let local = format!("file://{}/cache", dest.display());
+    let copied = nix_copy_from(xdg, &local, &keys.public, top);
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let verified = nix_verify(xdg, &local, &keys.public, top);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
+#[test]
+fn push_from_the_store_with_each_compression() {
+    let tmp = temp_dir("nix-store-push");
+    let xdg = tmp.path();
+    let keys = nix_keys(xdg, "store-1");
+    let paths = build_closure(xdg, "storepush");
+    let top = &paths[0];
+    for compression in ["zstd", "xz", "none"] {
+        let cache = WebDav::start();
+        let source = json!({"url": cache.url(), "signing_key": keys.secret,
+                            "compression": compression});
+        let src = xdg.join(format!("src-{compression}"));
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("paths"), format!("{top}\n")).unwrap();
+        let pushed = out(&src, &source, &json!({"paths_file": "paths"})).json();
+        assert_eq!(pushed["version"], json!({"store_path": top}));
+        let ext = match compression {
+            "zstd" => ".nar.zst",
+            "xz" => ".nar.xz",
+            _ => ".nar",
+        };
+        let nars: Vec<_> = std::fs::read_dir(cache.cache_dir().join("nar"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(nars.len(), 3, "{nars:?}");
+        assert!(
+            nars.iter().all(|n| n.ends_with(ext)),
+            "{compression}: {nars:?}"
+        );
+        let copied = nix_copy_from(xdg, &cache.url(), &keys.public, top);
+        assert!(
+            copied.status.success(),
+            "{compression}: {}",
+            String::from_utf8_lossy(&copied.stderr)
+        );
+        let verified = nix_verify(xdg, &cache.url(), &keys.public, top);
+        assert_eq!(
+            verified.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
+    }
+}
+
+#[test]
+fn get_decompresses_every_compression_nix_writes() {
+    let tmp = temp_dir("nix-decompress");
+    let xdg = tmp.path();
+    let keys = nix_keys(xdg, "dec-1");
+    let paths = build_closure(xdg, "decompress");
+    let top = &paths[0];
+    for compression in ["xz", "zstd", "bzip2", "none"] {
+        let cache = WebDav::start();
+        nix_ok(
+            xdg,
+            &[
+                "copy",
+                "--to",
+                &format!(
+                    "file://{}?compression={compression}&secret-key={}",
+                    cache.cache_dir().display(),
+                    keys.secret_file.display()
+                ),
+                top,
+            ],
+        );
+        let source = json!({"url": cache.url(), "trusted_public_keys": [keys.public]});
+        let dest = xdg.join(format!("dest-{compression}"));
+        get(&dest, &source, &json!({"store_path": top}), &json!({})).json();
+        assert_eq!(
+            std::fs::read_to_string(dest.join("store-path")).unwrap(),
+            format!("{top}\n")
+        );
+        assert!(dest.join("result/bin/run").exists(), "{compression}");
+    }
+}
+
+#[test]
+fn check_waits_for_a_store_path_and_its_closure() {
+    let tmp = temp_dir("nix-wait");
+    let xdg = tmp.path();
+    let keys = nix_keys(xdg, "wait-1");
+    let paths = build_closure(xdg, "wait");
+    let top = &paths[0];
+    let cache = WebDav::start();
+    let source = json!({"url": cache.url(), "store_path": top,
+                        "trusted_public_keys": [keys.public]});
+    assert_eq!(check(&source, None).json(), json!([]));
+    // Unsigned: still waiting.
+    nix_ok(
+        xdg,
+        &[
+            "copy",
+            "--to",
+            &format!("file://{}", cache.cache_dir().display()),
+            top,
+        ],
+    );
+    assert_eq!(check(&source, None).json(), json!([]));
+    // Signed by the trusted key: there.
+    let src = xdg.join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::remove_dir_all(cache.cache_dir()).unwrap();
+    std::fs::create_dir(cache.cache_dir()).unwrap();
+    let push = json!({"url": cache.url(), "signing_key": keys.secret});
+    out(&src, &push, &json!({"paths": [top]})).json();
+    assert_eq!(check(&source, None).json(), json!([{"store_path": top}]));
+    // A closure member disappears: waiting again.
+    let leaf_hash = &paths[2]["/nix/store/".len().."/nix/store/".len() + 32];
+    std::fs::remove_file(cache.cache_dir().join(format!("{leaf_hash}.narinfo"))).unwrap();
+    assert_eq!(check(&source, None).json(), json!([]));
+}
