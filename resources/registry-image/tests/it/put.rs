@@ -1,6 +1,9 @@
 //! `out` against the real registry: docker-save (old and new style), oci-archive and OCI
 //! layout inputs, multi-arch indexes, tags, blob skipping, and bad input.
 
+// Test helpers: a failed step is a failed test, with the panic naming it.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use serde_json::json;
