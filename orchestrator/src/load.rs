@@ -111,6 +111,39 @@ pub fn load_str(text: &str, file: &str, vars: &StaticVars) -> Loaded {
     }
 }
 
+/// Loads a task config file (`task: … file:` or `execute -c`), with static vars interpolated.
+/// Returns the config and its warnings, or every diagnostic when there is an error.
+pub fn load_task_config(
+    text: &str,
+    file: &str,
+    vars: &StaticVars,
+) -> Result<(TaskConfig, Vec<Diagnostic>), Diagnostics> {
+    let file: Arc<str> = Arc::from(file);
+    let mut diags = Vec::new();
+    let text = vars::substitute_old_style(text, vars, &file, &mut diags);
+    let mut node = yaml::parse(&text, &file).map_err(|e| Diagnostics(vec![e]))?;
+    vars::interpolate(&mut node, vars, &mut diags);
+    let custom_types = HashSet::new();
+    let mut loader = Loader { diags };
+    let config = loader.task_config(
+        &node,
+        &Cx {
+            custom_types: &custom_types,
+        },
+    );
+    let mut diags = loader.diags;
+    if let Some(config) = &config
+        && config.run.is_none()
+    {
+        diags.push(Diagnostic::error(&node.loc, "task config has no `run`"));
+    }
+    diags.dedup();
+    match config {
+        Some(config) if !diags.iter().any(Diagnostic::is_error) => Ok((config, diags)),
+        _ => Err(Diagnostics(diags)),
+    }
+}
+
 type Entries = [(Node, Node)];
 
 fn field<'a>(entries: &'a Entries, key: &str) -> Option<&'a Node> {
@@ -433,22 +466,23 @@ impl Loader {
                 .collect();
         }
         if let Some(list) = self.list(field(entries, "jobs"), "jobs") {
-            let mut cx = Cx {
+            let cx = Cx {
                 custom_types: &custom_types,
             };
-            pipeline.jobs = list.iter().filter_map(|n| self.job(n, &mut cx)).collect();
+            pipeline.jobs = list.iter().filter_map(|n| self.job(n, &cx)).collect();
         }
         if let Some(list) = self.list(field(entries, "groups"), "groups") {
             pipeline.groups = list.iter().filter_map(|n| self.group(n)).collect();
         }
         if let Some(display) = field(entries, "display")
-            && let Some(d) = self.map(
-                display,
-                "display",
-                &["background_image", "background_filter"],
-            )
+            && self
+                .map(
+                    display,
+                    "display",
+                    &["background_image", "background_filter"],
+                )
+                .is_some()
         {
-            let _ = d;
             pipeline.display = Some(display.to_json());
         }
         if let Some(list) = self.list(field(entries, "var_sources"), "var_sources") {
@@ -612,7 +646,7 @@ impl Loader {
         "registry-image".to_string()
     }
 
-    fn job(&mut self, node: &Node, cx: &mut Cx) -> Option<Job> {
+    fn job(&mut self, node: &Node, cx: &Cx) -> Option<Job> {
         const FIELDS: &[&str] = &[
             "name",
             "old_name",
@@ -668,7 +702,7 @@ impl Loader {
                 .builds
                 .get_or_insert(builds.unwrap_or_default());
         }
-        let mut hook = |this: &mut Loader, key: &str| {
+        let hook = |this: &mut Loader, key: &str| {
             field(e, key).and_then(|n| this.step(n, cx)).map(Box::new)
         };
         let hooks = JobHooks {
@@ -695,7 +729,7 @@ impl Loader {
         })
     }
 
-    fn steps(&mut self, node: &Node, field: &str, cx: &mut Cx) -> Vec<Step> {
+    fn steps(&mut self, node: &Node, field: &str, cx: &Cx) -> Vec<Step> {
         match self.list(Some(node), field) {
             Some(items) => items.iter().filter_map(|n| self.step(n, cx)).collect(),
             None => Vec::new(),
@@ -703,7 +737,7 @@ impl Loader {
     }
 
     /// Parses a step: finds its core type, then wraps it in its modifiers (innermost first).
-    fn step(&mut self, node: &Node, cx: &mut Cx) -> Option<Step> {
+    fn step(&mut self, node: &Node, cx: &Cx) -> Option<Step> {
         let Some(e) = node.as_map() else {
             self.error(
                 &node.loc,
@@ -840,7 +874,7 @@ impl Loader {
         out
     }
 
-    fn core_step(&mut self, core: &str, e: &Entries, loc: &Loc, cx: &mut Cx) -> Option<StepKind> {
+    fn core_step(&mut self, core: &str, e: &Entries, loc: &Loc, cx: &Cx) -> Option<StepKind> {
         Some(match core {
             "get" => {
                 let name = self.required_string(e, "get", loc, "get step");
@@ -1020,7 +1054,7 @@ impl Loader {
         })
     }
 
-    fn task_config(&mut self, node: &Node, cx: &mut Cx) -> Option<TaskConfig> {
+    fn task_config(&mut self, node: &Node, cx: &Cx) -> Option<TaskConfig> {
         const FIELDS: &[&str] = &[
             "platform",
             "image_resource",
@@ -1085,7 +1119,7 @@ impl Loader {
         })
     }
 
-    fn image_resource(&mut self, node: &Node, cx: &mut Cx) -> Option<ImageResource> {
+    fn image_resource(&mut self, node: &Node, cx: &Cx) -> Option<ImageResource> {
         let e = self.map(
             node,
             "image_resource",

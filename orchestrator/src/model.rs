@@ -623,6 +623,34 @@ impl Pipeline {
         self.jobs.iter().find(|j| j.name == name)
     }
 
+    /// A custom resource type by name.
+    pub fn resource_type(&self, name: &str) -> Option<&ResourceType> {
+        self.resource_types.iter().find(|t| t.name == name)
+    }
+
+    /// The base type a resource type name finally runs as: custom types are followed through
+    /// their `type:` (a type that shadows a base type resolves to that base type).
+    pub fn base_type<'a>(&'a self, mut name: &'a str) -> Option<&'a str> {
+        for _ in 0..=self.resource_types.len() {
+            match self.resource_type(name) {
+                Some(t) if t.type_ == t.name => return Some(&t.type_),
+                Some(t) => name = &t.type_,
+                None => return Some(name),
+            }
+        }
+        None
+    }
+
+    /// A resource's `source` with its type's `defaults` shallow-merged underneath.
+    pub fn source_with_defaults(&self, resource: &Resource) -> Object {
+        with_defaults(self.resource_type(&resource.type_), &resource.source)
+    }
+
+    /// A task image's `source` with its type's `defaults` shallow-merged underneath.
+    pub fn image_source_with_defaults(&self, image: &ImageResource) -> Object {
+        with_defaults(self.resource_type(&image.type_), &image.source)
+    }
+
     /// The pipeline in Concourse's own YAML/JSON shape (vars that were interpolated stay so).
     pub fn to_json(&self) -> Json {
         let mut out = Map::new();
@@ -661,6 +689,14 @@ impl Pipeline {
         }
         Json::Object(out)
     }
+}
+
+fn with_defaults(t: Option<&ResourceType>, source: &Object) -> Object {
+    let mut merged = t.and_then(|t| t.defaults.clone()).unwrap_or_default();
+    for (k, v) in source {
+        merged.insert(k.clone(), v.clone());
+    }
+    merged
 }
 
 fn put(out: &mut Object, key: &str, value: Option<Json>) {

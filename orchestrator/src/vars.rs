@@ -333,6 +333,23 @@ impl StaticVars {
     }
 }
 
+/// What redacted values are replaced with.
+pub const REDACTED: &str = "((redacted))";
+
+/// Hides every value of `secrets` in `text` (longest first, so a value containing another is
+/// hidden whole).
+pub fn redact(text: &str, secrets: &BTreeSet<String>) -> String {
+    let mut ordered: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    ordered.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_string();
+    for secret in ordered {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), REDACTED);
+        }
+    }
+    out
+}
+
 /// Replaces the old `{{name}}` form textually (the JSON-encoded value, as old `fly` did), with a
 /// deprecation warning each. A missing var becomes `((name))`, to be resolved at run time.
 pub fn substitute_old_style(
@@ -584,6 +601,22 @@ mod tests {
         assert_eq!(get("nested"), json!({"key": "deep"}));
         let redact = vars.redaction_set();
         assert!(redact.contains("from-b") && redact.contains("deep") && redact.contains("2"));
+    }
+
+    #[test]
+    fn redacts_longest_values_first() {
+        let secrets: BTreeSet<String> = ["pass", "password123", ""]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let cases = [
+            ("login with password123 now", "login with ((redacted)) now"),
+            ("pass=pass", "((redacted))=((redacted))"),
+            ("nothing here", "nothing here"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact(text, &secrets), want, "{text}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod diagnostics;
 mod examples;
+mod model_api;
 mod roundtrip;
 
 use std::path::PathBuf;
