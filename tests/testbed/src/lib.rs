@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod git;
 pub mod nginx;
 pub mod nix;
+pub mod oci;
 pub mod registry;
 pub mod tls;
 pub mod tools;

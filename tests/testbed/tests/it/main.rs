@@ -5,4 +5,5 @@
 
 mod git;
 mod nix;
+mod oci;
 mod registry;

@@ -1,0 +1,117 @@
+//! OCI images built with umoci, pushed with skopeo to a real registry and read back.
+
+use testbed::oci::{ImageSpec, LayerSpec, OciLayout, inspect_digest, inspect_raw, push};
+use testbed::registry::{Registry, RegistryAuth};
+use testbed::tools::{require, run, temp_dir};
+
+#[test]
+fn single_image_has_busybox_and_layers() {
+    let registry = Registry::start(RegistryAuth::basic("u", "p"));
+    let layout = OciLayout::new();
+    let layers = [
+        LayerSpec {
+            files: &[
+                ("etc/motd", "hi\n"),
+                ("usr/bin/hello", "#!/bin/sh\necho hello\n"),
+            ],
+            ..LayerSpec::default()
+        },
+        LayerSpec {
+            deletes: &["etc/motd"],
+            symlinks: &[("hello", "usr/bin/hello")],
+            ..LayerSpec::default()
+        },
+    ];
+    layout.build(
+        "t",
+        &ImageSpec {
+            layers: &layers,
+            labels: &[("org.example", "yes")],
+            ..ImageSpec::default()
+        },
+    );
+    let digest = push(&layout.reference("t"), &registry, "test/single:1");
+    assert_eq!(digest, layout.digest("t"));
+    assert_eq!(inspect_digest(&registry, "test/single:1"), digest);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&inspect_raw(&registry, "test/single:1")).unwrap();
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        3,
+        "{manifest}"
+    );
+
+    // Pull it back and unpack it with umoci: the files and the whiteout are there.
+    let skopeo = require("skopeo", "skopeo");
+    let umoci = require("umoci", "umoci");
+    let dir = temp_dir("pull");
+    let pulled = dir.path().join("pulled");
+    let mut args = vec!["copy".to_owned(), "--quiet".to_owned()];
+    args.extend(registry.skopeo_args("src"));
+    args.push(format!("docker://{}/test/single:1", registry.host()));
+    args.push(format!("oci:{}:p", pulled.display()));
+    run(&skopeo, &args, dir.path());
+    let bundle = dir.path().join("bundle");
+    run(
+        &umoci,
+        [
+            "unpack",
+            "--image",
+            &format!("{}:p", pulled.display()),
+            bundle.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let rootfs = bundle.join("rootfs");
+    assert!(rootfs.join("bin/busybox").is_file());
+    assert_eq!(
+        std::fs::read_link(rootfs.join("bin/sh")).unwrap().to_str(),
+        Some("busybox")
+    );
+    assert!(!rootfs.join("etc/motd").exists());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("usr/bin/hello")).unwrap(),
+        "#!/bin/sh\necho hello\n"
+    );
+    let config = std::fs::read_to_string(bundle.join("config.json")).unwrap();
+    assert!(config.contains("/bin/sh"), "{config}");
+}
+
+#[test]
+fn multi_arch_index_pushes_every_platform() {
+    let registry = Registry::start(RegistryAuth::None);
+    let layout = OciLayout::new();
+    let layer = [LayerSpec {
+        files: &[("etc/arch", "any\n")],
+        ..LayerSpec::default()
+    }];
+    layout.build_multi_arch(
+        "multi",
+        &[
+            ImageSpec {
+                layers: &layer,
+                ..ImageSpec::default()
+            },
+            ImageSpec {
+                busybox: false,
+                layers: &layer,
+                architecture: "arm64",
+                ..ImageSpec::default()
+            },
+        ],
+    );
+    let digest = push(&layout.reference("multi"), &registry, "test/multi:1");
+    assert_eq!(digest, layout.digest("multi"));
+    let index: serde_json::Value =
+        serde_json::from_slice(&inspect_raw(&registry, "test/multi:1")).unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    let platforms: Vec<&str> = manifests
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["amd64", "arm64"]);
+    for manifest in manifests {
+        let child = format!("test/multi@{}", manifest["digest"].as_str().unwrap());
+        assert_eq!(inspect_digest(&registry, &child), manifest["digest"]);
+    }
+}
