@@ -181,3 +181,86 @@ fn failures_are_clear_and_never_show_the_password() {
     assert_eq!(outcome.code, 2);
     assert!(outcome.stderr.contains("repository"), "{}", outcome.stderr);
 }
+
+/// Copies `repo:from` to `repo:to` inside the registry.
+fn retag(registry: &Registry, repo: &str, from: &str, to: &str) {
+    let mut args = vec!["copy".to_owned()];
+    args.extend(registry.skopeo_args("src"));
+    args.extend(registry.skopeo_args("dest"));
+    args.push(format!("docker://{}/{repo}:{from}", registry.host()));
+    args.push(format!("docker://{}/{repo}:{to}", registry.host()));
+    crate::images::skopeo(&args);
+}
+
+#[test]
+fn semver_mode() {
+    let registry = Registry::start(RegistryAuth::bearer("user", "pw"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut digests = std::collections::BTreeMap::new();
+    for tag in ["1.0.0", "1.1.0-rc.1", "1.1.0", "2.0.0-alpine", "latest"] {
+        let d = push(
+            &registry,
+            dir.path(),
+            "app",
+            tag,
+            &[ImageSpec::new("amd64", vec![vec![("t", tag)]])],
+        );
+        digests.insert(tag, d);
+    }
+    retag(&registry, "app", "1.0.0", "1");
+    retag(&registry, "app", "1.0.0", "1.0");
+    let d = |t: &str| digests[t].clone();
+    let cases = [
+        (
+            json!({}),
+            None,
+            json!([
+                v("1.0.0", &d("1.0.0")),
+                v("1.1.0", &d("1.1.0")),
+                v("latest", &d("latest"))
+            ]),
+        ),
+        (
+            json!({"pre_releases": true}),
+            None,
+            json!([
+                v("1.0.0", &d("1.0.0")),
+                v("1.1.0-rc.1", &d("1.1.0-rc.1")),
+                v("1.1.0", &d("1.1.0")),
+                v("latest", &d("latest"))
+            ]),
+        ),
+        (
+            json!({"semver_constraint": "< 1.1"}),
+            None,
+            json!([v("1.0.0", &d("1.0.0"))]),
+        ),
+        (
+            json!({"variant": "alpine"}),
+            None,
+            json!([v("2.0.0-alpine", &d("2.0.0-alpine"))]),
+        ),
+        (
+            json!({}),
+            Some(v("1.1.0", &d("1.1.0"))),
+            json!([v("1.1.0", &d("1.1.0")), v("latest", &d("latest"))]),
+        ),
+    ];
+    for (extra, given, expect) in cases {
+        let mut src = source(&registry, "app");
+        for (k, value) in extra.as_object().unwrap() {
+            src[k] = value.clone();
+        }
+        let got = run_ok("check", None, &json!({"source": src, "version": given}));
+        assert_eq!(got, expect, "{extra}");
+    }
+    let mut src = source(&registry, "app");
+    src["semver_constraint"] = json!(">= banana");
+    let outcome = run("check", None, &json!({"source": src}));
+    assert_eq!(outcome.code, 2, "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("source.semver_constraint"),
+        "{}",
+        outcome.stderr
+    );
+}
