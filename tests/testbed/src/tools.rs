@@ -103,16 +103,35 @@ pub fn retry_start<T>(what: &str, mut start: impl FnMut(u16) -> Result<T, String
 /// A running server: its child process leads its own process group, and the whole group is
 /// killed (SIGKILL) and reaped when the guard drops, so workers and per-connection forks
 /// (nginx, sshd, git daemon) go too.
+///
+/// A guard cannot drop when the test process is killed (a nextest timeout, SIGKILL), and the
+/// server's own process group escapes the runner's group kill. So each server gets a watchdog:
+/// a `sh` loop in the server's group that kills the group once the test process is gone.
 pub struct ServerProcess {
     name: String,
     child: Child,
+    watchdog: Option<Child>,
     log: PathBuf,
 }
+
+/// How often a watchdog checks that the test process is alive, in seconds.
+const WATCHDOG_PERIOD_SECS: &str = "1";
 
 impl ServerProcess {
     /// Spawns `command` as `name` in a new process group, stdin closed, stdout and stderr
     /// appended to `log` (which servers may also write to themselves).
-    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<ServerProcess, String> {
+    pub fn spawn(name: &str, command: Command, log: &Path) -> Result<ServerProcess, String> {
+        Self::spawn_watched(name, command, log, std::process::id())
+    }
+
+    /// [`ServerProcess::spawn`], with the watchdog watching process `watched` instead of this
+    /// one.
+    fn spawn_watched(
+        name: &str,
+        mut command: Command,
+        log: &Path,
+        watched: u32,
+    ) -> Result<ServerProcess, String> {
         let open_log = || {
             File::options()
                 .create(true)
@@ -128,9 +147,11 @@ impl ServerProcess {
         let child = command
             .spawn()
             .map_err(|e| format!("{name}: cannot run {:?}: {e}", command.get_program()))?;
+        let watchdog = spawn_watchdog(watched, child.id(), log);
         Ok(ServerProcess {
             name: name.to_owned(),
             child,
+            watchdog,
             log: log.to_owned(),
         })
     }
@@ -219,7 +240,35 @@ impl Drop for ServerProcess {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(watchdog) = &mut self.watchdog {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
     }
+}
+
+/// Starts a `sh` loop inside process group `group` that kills the group (itself included) once
+/// process `watched` is gone. `None` if it cannot start: the guard's drop still works then.
+fn spawn_watchdog(watched: u32, group: u32, log: &Path) -> Option<Child> {
+    let sh = find_program("sh")?;
+    let log = File::options().append(true).open(log).ok()?;
+    let mut command = resource_protocol::process::command(sh, Path::new("/"));
+    command
+        .args([
+            "-c",
+            "while kill -0 \"$1\" 2>/dev/null; do sleep \"$3\"; done; \
+             echo \"testbed watchdog: process $1 is gone, killing server group $2\" >&2; \
+             kill -s KILL -- -\"$2\"",
+            "testbed-watchdog",
+            &watched.to_string(),
+            &group.to_string(),
+            WATCHDOG_PERIOD_SECS,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(i32::try_from(group).ok()?);
+    command.spawn().ok()
 }
 
 /// The last `bytes` of the file at `path` (lossy UTF-8), or a note that it cannot be read.
@@ -309,15 +358,48 @@ mod tests {
             .unwrap();
         std::thread::sleep(Duration::from_millis(50));
         let grandchild = std::fs::read_to_string(&pid_file).unwrap();
-        let proc_dir = PathBuf::from(format!("/proc/{}", grandchild.trim()));
-        assert!(proc_dir.exists());
+        assert!(alive(grandchild.trim()));
         drop(server);
+        wait_until_dead(grandchild.trim(), "grandchild survived the guard");
+    }
+
+    #[test]
+    fn watchdog_kills_the_server_when_the_test_process_is_gone() {
+        let dir = temp_dir("tools");
+        let sh = require("sh", "dash");
+        // Stands in for the test process.
+        let sleep = require("sleep", "coreutils");
+        let mut fake_test = resource_protocol::process::command(&sleep, dir.path())
+            .arg("60")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut command = resource_protocol::process::command(&sh, dir.path());
+        command.args(["-c", "sleep 60"]);
+        let log = dir.path().join("log");
+        let server =
+            ServerProcess::spawn_watched("sleeper", command, &log, fake_test.id()).unwrap();
+        let pid = server.pid().to_string();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(alive(&pid));
+        fake_test.kill().unwrap();
+        fake_test.wait().unwrap();
+        wait_until_dead(&pid, "server survived its test process");
+        assert!(read_tail(&log, 1000).contains("testbed watchdog: process"));
+        drop(server);
+    }
+
+    /// Whether process `pid` runs (a zombie counts as dead).
+    fn alive(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+    }
+
+    fn wait_until_dead(pid: &str, message: &str) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        // The grandchild is reparented to init, which reaps it; /proc entry then disappears.
-        while proc_dir.exists()
-            && !std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| s.contains(") Z "))
-        {
-            assert!(Instant::now() < deadline, "grandchild survived the guard");
+        while alive(pid) {
+            assert!(Instant::now() < deadline, "{message}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
