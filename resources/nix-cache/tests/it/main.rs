@@ -3,6 +3,7 @@
 // Helpers outside #[test] functions unwrap too: a panic there is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod attic;
 mod bad_input;
 mod nar;
 mod negative;
