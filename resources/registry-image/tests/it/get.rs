@@ -307,3 +307,132 @@ fn skip_download_and_failures() {
         outcome.stderr
     );
 }
+
+#[test]
+fn malicious_layers_never_write_outside_dest() {
+    let registry = Registry::start(RegistryAuth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), "untouched").unwrap();
+    let abs = outside.join("abs").display().to_string();
+    let outside_str = outside.display().to_string();
+    let link_to_secret = format!("->{}", outside.join("secret").display());
+    let hard_to_secret = format!("=>{}", outside.join("secret").display());
+    let link_to_outside = format!("->{outside_str}");
+    let through_up = format!("up{outside_str}/through-up");
+    let spec = ImageSpec::new(
+        "amd64",
+        vec![
+            vec![
+                ("../../outside/dotdot", "pwned"),
+                (abs.as_str(), "pwned"),
+                ("escape", link_to_outside.as_str()),
+                ("up", "->../../../../../../.."),
+                ("s", link_to_secret.as_str()),
+                ("h1", "=>../../outside/secret"),
+                ("h2", hard_to_secret.as_str()),
+                ("ok", "fine"),
+            ],
+            vec![
+                ("escape/through-symlink", "pwned"),
+                (through_up.as_str(), "pwned"),
+                ("s", "replaced"),
+                ("escape/.wh.secret", ""),
+            ],
+        ],
+    );
+    let digest = push(&registry, dir.path(), "evil", "v1", &[spec]);
+    let dest = dir.path().join("dest");
+    run_ok(
+        "in",
+        Some(&dest),
+        &json!({"source": source(&registry, "evil"), "version": {"tag": "v1", "digest": digest}}),
+    );
+    let mut outside_now: Vec<String> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    outside_now.sort();
+    assert_eq!(outside_now, ["secret"]);
+    assert_eq!(read(&outside.join("secret")), "untouched");
+    assert_eq!(read(&dest.join("rootfs/ok")), "fine");
+    assert_eq!(read(&dest.join("rootfs/s")), "replaced");
+    // Writes through the symlinks landed inside the rootfs, where the container would see them.
+    let inside = dest.join("rootfs").join(outside.strip_prefix("/").unwrap());
+    assert_eq!(read(&inside.join("through-symlink")), "pwned");
+    assert_eq!(read(&inside.join("through-up")), "pwned");
+    assert!(!dest.join("rootfs/h1").exists() && !dest.join("rootfs/h2").exists());
+}
+
+#[test]
+fn reads_umoci_layers_cut_short() {
+    let registry = Registry::start(RegistryAuth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("umoci");
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(files.join("d")).unwrap();
+    std::fs::write(files.join("d/f"), "hello\n").unwrap();
+    let umoci = |args: &[&str]| {
+        resource_protocol::process::output_checked(
+            resource_protocol::process::command("umoci", dir.path()).args(args),
+        )
+        .unwrap()
+    };
+    let image = format!("{}:t", layout.display());
+    umoci(&["init", "--layout", &layout.display().to_string()]);
+    umoci(&["new", "--image", &image]);
+    umoci(&[
+        "insert",
+        "--image",
+        &image,
+        &files.join("d").display().to_string(),
+        "/d",
+    ]);
+    skopeo(&[
+        "copy".into(),
+        "--dest-tls-verify=false".into(),
+        format!("oci:{image}"),
+        format!("docker://{}/umoci:t", registry.host()),
+    ]);
+    let digest = crate::images::remote_digest(&registry, "umoci", "t");
+    let dest = dir.path().join("dest");
+    run_ok(
+        "in",
+        Some(&dest),
+        &json!({"source": source(&registry, "umoci"), "version": {"tag": "t", "digest": digest}}),
+    );
+    assert_eq!(read(&dest.join("rootfs/d/f")), "hello\n");
+}
+
+#[test]
+fn a_corrupted_blob_in_the_registry_is_a_digest_mismatch() {
+    let registry = Registry::start(RegistryAuth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ImageSpec::new("amd64", vec![vec![("a", "original content")]]);
+    let digest = push(&registry, dir.path(), "app", "v1", &[spec]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&remote_raw(&registry, "app", "v1")).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap()[7..].to_owned();
+    let data = registry
+        .storage_dir()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&layer[..2])
+        .join(&layer)
+        .join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+    let outcome = run(
+        "in",
+        Some(&dir.path().join("dest")),
+        &json!({"source": source(&registry, "app"), "version": {"tag": "v1", "digest": digest}}),
+    );
+    assert_eq!(outcome.code, 1);
+    assert!(
+        outcome.stderr.contains("digest mismatch"),
+        "{}",
+        outcome.stderr
+    );
+}

@@ -40,17 +40,31 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> String {
     digest
 }
 
+/// A layer tar. Names are written raw (so `../x` and `/abs` survive); content `->T` makes a
+/// symlink to `T`, `=>T` a hard link to `T`.
 fn layer_tar(files: &[(&str, &str)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for (path, content) in files {
         let mut header = tar::Header::new_gnu();
-        header.set_size(content.len() as u64);
+        let data: &[u8] = if let Some(target) = content.strip_prefix("->") {
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_link_name(target).unwrap();
+            b""
+        } else if let Some(target) = content.strip_prefix("=>") {
+            header.set_entry_type(tar::EntryType::Link);
+            let name = &mut header.as_old_mut().linkname;
+            name[..target.len()].copy_from_slice(target.as_bytes());
+            b""
+        } else {
+            content.as_bytes()
+        };
+        let name = &mut header.as_old_mut().name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_size(data.len() as u64);
         header.set_mode(0o644);
         header.set_mtime(1_700_000_000);
         header.set_cksum();
-        builder
-            .append_data(&mut header, path, content.as_bytes())
-            .unwrap();
+        builder.append(&header, data).unwrap();
     }
     builder.into_inner().unwrap()
 }

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod check;
+mod faults;
 mod get;
 mod images;
 mod put;
