@@ -13,6 +13,7 @@ pub mod duration;
 pub mod graph;
 pub mod load;
 pub mod model;
+pub mod runner;
 pub mod schedule;
 pub mod state;
 pub mod validate;
