@@ -150,60 +150,88 @@ const COL_W: usize = 240;
 const ROW_H: usize = 56;
 const MARGIN: usize = 20;
 
-/// Column of every node: jobs after their `passed:` upstreams, resources just before the first
-/// job that gets them directly, or just after the jobs that only put them.
+/// Column of every node: the longest path to it over the graph's edges (back edges of cycles,
+/// such as a job putting a resource it also gets, are ignored), with resources that nothing
+/// produces moved right next to their first consumer.
 fn columns(graph: &Graph) -> HashMap<&NodeId, usize> {
-    let mut cols: HashMap<&NodeId, usize> = HashMap::new();
-    let jobs: Vec<&NodeId> = graph
+    let index: HashMap<&NodeId, usize> = graph
         .nodes
         .iter()
-        .filter(|n| matches!(n, NodeId::Job(_)))
+        .enumerate()
+        .map(|(i, n)| (n, i))
         .collect();
-    for job in &jobs {
-        cols.insert(job, 1);
+    let n = graph.nodes.len();
+    let mut out_edges: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for e in &graph.edges {
+        if let (Some(&a), Some(&b)) = (index.get(&e.from), index.get(&e.to)) {
+            out_edges[a].push(b);
+        }
     }
-    // Longest path over passed edges; bounded by the number of jobs so cycles cannot loop.
-    for _ in 0..jobs.len() {
-        let mut changed = false;
-        for e in graph
-            .edges
-            .iter()
-            .filter(|e| matches!((&e.from, &e.to), (NodeId::Job(_), NodeId::Job(_))))
-        {
-            let from = cols.get(&e.from).copied().unwrap_or(1);
-            let to = cols.get(&e.to).copied().unwrap_or(1);
-            if to < from + 2 && from + 2 <= 2 * jobs.len() + 1 {
-                cols.insert(&e.to, from + 2);
-                changed = true;
+    // Iterative DFS: keep edges to nodes not on the current path (drops back edges).
+    let mut dag: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut state = vec![0u8; n]; // 0 new, 1 on path, 2 done
+    // Start from resources so that inputs come first and a job's put back into its own input
+    // is the edge that gets dropped.
+    let roots = (0..n)
+        .filter(|&i| matches!(graph.nodes[i], NodeId::Resource(_)))
+        .chain((0..n).filter(|&i| matches!(graph.nodes[i], NodeId::Job(_))));
+    for root in roots {
+        if state[root] != 0 {
+            continue;
+        }
+        let mut stack = vec![(root, 0usize)];
+        state[root] = 1;
+        while let Some((node, next)) = stack.last().copied() {
+            if let Some(&to) = out_edges[node].get(next) {
+                if let Some(top) = stack.last_mut() {
+                    top.1 += 1;
+                }
+                if state[to] != 1 {
+                    dag[node].push(to);
+                }
+                if state[to] == 0 {
+                    state[to] = 1;
+                    stack.push((to, 0));
+                }
+            } else {
+                state[node] = 2;
+                stack.pop();
             }
         }
-        if !changed {
-            break;
+    }
+    // Longest path in topological order (Kahn).
+    let mut indegree = vec![0usize; n];
+    for targets in &dag {
+        for &t in targets {
+            indegree[t] += 1;
         }
     }
-    for node in graph
+    let mut rank = vec![0usize; n];
+    let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    while let Some(node) = ready.pop() {
+        for &t in &dag[node] {
+            rank[t] = rank[t].max(rank[node] + 1);
+            indegree[t] -= 1;
+            if indegree[t] == 0 {
+                ready.push(t);
+            }
+        }
+    }
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let produced = graph.edges.iter().any(|e| &e.to == node);
+        if matches!(node, NodeId::Resource(_))
+            && !produced
+            && let Some(first) = dag[i].iter().map(|&t| rank[t]).min()
+        {
+            rank[i] = first.saturating_sub(1);
+        }
+    }
+    graph
         .nodes
         .iter()
-        .filter(|n| matches!(n, NodeId::Resource(_)))
-    {
-        let consumers = graph
-            .edges
-            .iter()
-            .filter(|e| &e.from == node)
-            .filter_map(|e| cols.get(&e.to));
-        let col = match consumers.min() {
-            Some(c) => c - 1,
-            None => graph
-                .edges
-                .iter()
-                .filter(|e| &e.to == node)
-                .filter_map(|e| cols.get(&e.from))
-                .max()
-                .map_or(0, |c| c + 1),
-        };
-        cols.insert(node, col);
-    }
-    cols
+        .enumerate()
+        .map(|(i, node)| (node, rank[i]))
+        .collect()
 }
 
 fn xml_escape(s: &str) -> String {
@@ -221,7 +249,7 @@ pub fn to_svg(graph: &Graph) -> String {
     for node in &graph.nodes {
         let col = cols.get(node).copied().unwrap_or(0);
         let row = rows_used.entry(col).or_insert(0);
-        pos.insert(node, (MARGIN + col * COL_W / 2, MARGIN + *row * ROW_H));
+        pos.insert(node, (MARGIN + col * COL_W, MARGIN + *row * ROW_H));
         *row += 1;
     }
     let width = pos
@@ -284,4 +312,54 @@ pub fn to_svg(graph: &Graph) -> String {
     }
     out.push_str("</svg>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vars::StaticVars;
+
+    fn layout(text: &str) -> Vec<(String, usize)> {
+        let loaded = crate::load::load_str(text, "p.yml", &StaticVars::default());
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let graph = build(&loaded.pipeline);
+        let cols = columns(&graph);
+        graph.nodes.iter().map(|n| (n.dot_id(), cols[n])).collect()
+    }
+
+    #[test]
+    fn columns_follow_the_flow() {
+        let text = "resources:
+- {name: src, type: git}
+- {name: img, type: registry-image}
+- {name: late, type: git}
+jobs:
+- name: build
+  plan: [{get: src, trigger: true}, {put: img}]
+- name: test
+  plan: [{get: img, passed: [build], trigger: true}, {get: late}, {put: src}]
+- name: ship
+  plan: [{get: img, passed: [test]}]
+";
+        let got = layout(text);
+        let want = [
+            ("job:build", 1),
+            ("job:test", 2),
+            ("job:ship", 3),
+            ("resource:src", 0),
+            ("resource:img", 2),
+            ("resource:late", 1),
+        ];
+        let want: Vec<(String, usize)> = want.iter().map(|(n, c)| (n.to_string(), *c)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn dot_quotes_names() {
+        let graph = Graph {
+            nodes: vec![NodeId::Job("a \"b\"".into())],
+            edges: vec![],
+        };
+        assert!(to_dot(&graph).contains(r#""job:a \"b\"" [label="a \"b\"", shape=box];"#));
+    }
 }
