@@ -162,6 +162,7 @@ impl RemoteRefs {
 /// Lists the remote's refs (one connection).
 pub fn list_remote(repo: &Repository, source: &Source, auth: &Auth) -> anyhow::Result<RemoteRefs> {
     let uri = source.uri.trim();
+    crate::transport::probe_reachable(uri)?;
     let mut remote = repo.remote_anonymous(uri).map_err(|err| {
         anyhow::anyhow!(
             "source.uri: {}: {}",

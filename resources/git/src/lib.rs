@@ -9,13 +9,14 @@
 pub mod check;
 pub mod config;
 pub mod filter;
+pub mod get;
+pub mod metadata;
+pub mod put;
 pub mod transport;
 
 use std::path::Path;
 
-use resource_protocol::{
-    CheckRequest, InRequest, NotImplemented, OutRequest, Resource, Response, Version,
-};
+use resource_protocol::{CheckRequest, InRequest, OutRequest, Resource, Response, Version};
 
 pub use config::{GetParams, PutParams, Source};
 
@@ -34,13 +35,13 @@ impl Resource for GitResource {
         check::check(&request.source, request.version.as_ref())
     }
 
-    fn get(&self, request: InRequest<Source, GetParams>, _dest: &Path) -> anyhow::Result<Response> {
-        request.source.validate()?;
-        Err(NotImplemented::new("git in").into())
+    fn get(&self, request: InRequest<Source, GetParams>, dest: &Path) -> anyhow::Result<Response> {
+        transport::configure_libgit2();
+        get::get(&request.source, &request.version, &request.params, dest)
     }
 
-    fn put(&self, request: OutRequest<Source, PutParams>, _src: &Path) -> anyhow::Result<Response> {
-        request.source.validate()?;
-        Err(NotImplemented::new("git out").into())
+    fn put(&self, request: OutRequest<Source, PutParams>, src: &Path) -> anyhow::Result<Response> {
+        transport::configure_libgit2();
+        put::put(&request.source, &request.params, src)
     }
 }

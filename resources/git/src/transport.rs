@@ -16,7 +16,7 @@ use resource_protocol::{InvalidRequest, Secret};
 use crate::config::{Source, SubmoduleCredential};
 
 /// How long connecting to a server may take before the operation fails.
-const CONNECT_TIMEOUT_MS: i32 = 30_000;
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Credentials and TLS settings for one remote.
 #[derive(Debug, Clone, Default)]
@@ -203,15 +203,90 @@ impl Auth {
     }
 }
 
-/// Process-wide libgit2 settings: a connect timeout, and no repository-owner check (Concourse
-/// hands us directories created by other users).
+/// Process-wide libgit2 settings: no repository-owner check (Concourse hands us directories
+/// created by other users).
+///
+/// libgit2's own connect timeout is not used: with it set, libgit2 1.9 leaves sockets
+/// non-blocking and reads fail with EAGAIN; [`probe_reachable`] bounds the connect instead.
 pub fn configure_libgit2() {
     #[allow(unsafe_code)]
-    // SAFETY: these setters only store integers in libgit2's global settings; they are called
-    // before any libgit2 operation, on the main thread, once per process.
+    // SAFETY: this setter only stores a flag in libgit2's global settings; it is called before
+    // any libgit2 operation, on the main thread.
     unsafe {
-        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
         let _ = git2::opts::set_verify_owner_validation(false);
+    }
+}
+
+/// Fails fast, with a clear message, when the server of a network URL does not accept TCP
+/// connections within [`CONNECT_TIMEOUT`] (libgit2 would wait for the system's timeout,
+/// minutes for a silent host). Skipped for local repositories and when a proxy is configured.
+pub fn probe_reachable(uri: &str) -> anyhow::Result<()> {
+    use std::net::ToSocketAddrs;
+    let proxied = [
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    let Some((host, port)) = host_and_port(uri) else {
+        return Ok(());
+    };
+    if proxied {
+        return Ok(());
+    }
+    let shown = redact_url(uri);
+    let addrs: Vec<_> = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|err| anyhow::anyhow!("cannot reach {shown}: cannot resolve {host}: {err}"))?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(_) => return Ok(()),
+            Err(err) => last = Some(err),
+        }
+    }
+    match last {
+        Some(err) => anyhow::bail!("cannot reach {shown}: connecting to {host}:{port}: {err}"),
+        None => anyhow::bail!("cannot reach {shown}: {host} has no addresses"),
+    }
+}
+
+/// The server and port of a network URL; `None` for local paths and `file://`.
+fn host_and_port(uri: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = match uri.split_once("://") {
+        Some((scheme, rest)) => (scheme, rest),
+        None if !uri.starts_with('/') && !uri.starts_with('.') && uri.contains(':') => ("ssh", uri),
+        None => return None,
+    };
+    let default_port = match scheme {
+        "git" => 9418,
+        "ssh" | "git+ssh" | "ssh+git" => 22,
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let authority = rest.split('/').next()?;
+    let host_port = authority.rsplit('@').next()?;
+    if let Some(v6) = host_port.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = after
+            .strip_prefix(':')
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(default_port);
+        return Some((host.to_owned(), port));
+    }
+    match host_port.split_once(':') {
+        // scp-style `host:path` has a path, not a port, after the colon.
+        Some((host, port)) if uri.contains("://") => {
+            Some((host.to_owned(), port.parse().unwrap_or(default_port)))
+        }
+        Some((host, _)) => Some((host.to_owned(), default_port)),
+        None => Some((host_port.to_owned(), default_port)),
     }
 }
 
@@ -309,6 +384,27 @@ mod tests {
         ];
         for (input, expect) in cases {
             assert_eq!(redact_url(input), expect, "{input}");
+        }
+    }
+
+    #[test]
+    fn finds_servers() {
+        let cases = [
+            ("https://github.com/a/b", Some(("github.com", 443))),
+            ("http://127.0.0.1:8080/r.git", Some(("127.0.0.1", 8080))),
+            ("git://127.0.0.1/r", Some(("127.0.0.1", 9418))),
+            ("ssh://git@h:2222/x", Some(("h", 2222))),
+            ("git@gitlab.com:a/b.git", Some(("gitlab.com", 22))),
+            ("file:///srv/r.git", None),
+            ("/srv/r.git", None),
+        ];
+        for (input, expect) in cases {
+            let got = host_and_port(input);
+            assert_eq!(
+                got.as_ref().map(|(h, p)| (h.as_str(), *p)),
+                expect,
+                "{input}"
+            );
         }
     }
 

@@ -2,4 +2,6 @@
 
 mod bad_input;
 mod check;
+mod get;
+mod put;
 mod support;

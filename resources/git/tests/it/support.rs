@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 /// A repository with a work tree that tests commit to; it is the resource's remote.
 pub struct Repo {
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     pub path: PathBuf,
     clock: Cell<i64>,
 }
@@ -22,9 +22,22 @@ impl Repo {
         let path = dir.path().join("repo");
         testbed::git::init(&path);
         Repo {
-            _dir: dir,
+            _dir: Some(dir),
             path,
             clock: Cell::new(testbed::git::DEFAULT_TIME),
+        }
+    }
+
+    /// A clone of `uri` at `path` (owned by the caller's temp dir), to commit in and push from.
+    pub fn clone_into(uri: &str, path: &Path) -> Repo {
+        let parent = path.parent().unwrap();
+        std::fs::create_dir_all(parent).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        testbed::git::git(parent, &["clone", "--quiet", uri, name]);
+        Repo {
+            _dir: None,
+            path: path.to_owned(),
+            clock: Cell::new(testbed::git::DEFAULT_TIME + 500_000),
         }
     }
 
@@ -41,7 +54,7 @@ impl Repo {
             &["clone", "--quiet", "--bare", &work.uri(), "bare.git"],
         );
         Repo {
-            _dir: dir,
+            _dir: Some(dir),
             path,
             clock: Cell::new(testbed::git::DEFAULT_TIME + 100_000),
         }
