@@ -2,5 +2,6 @@
 //! and real tools (umoci, skopeo, bwrap, runc, docker-registry) judging its output.
 
 mod build;
+mod push;
 mod run;
 mod support;

@@ -73,20 +73,25 @@ pub struct Summary {
 /// Runs `images build --out OUT --binaries … ARGS` and returns its exit output.
 /// Adds `--revision` [`REVISION`] unless `args` name one or `default_revision` is set.
 pub fn images_cli(out: &Path, args: &[&str]) -> Output {
+    images_cli_env(out, args, &[])
+}
+
+/// [`images_cli`] with extra environment variables.
+pub fn images_cli_env(out: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     if args.contains(&"--revision") || args.contains(&"--default-revision") {
         let args: Vec<&str> = args
             .iter()
             .copied()
             .filter(|a| *a != "--default-revision")
             .collect();
-        return images_cli_exact(out, &args);
+        return images_cli_exact(out, &args, env);
     }
     let mut with_revision = vec!["--revision", REVISION];
     with_revision.extend_from_slice(args);
-    images_cli_exact(out, &with_revision)
+    images_cli_exact(out, &with_revision, env)
 }
 
-fn images_cli_exact(out: &Path, args: &[&str]) -> Output {
+fn images_cli_exact(out: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command(env!("CARGO_BIN_EXE_images"), &workspace_root())
         .arg("build")
         .arg("--out")
@@ -95,13 +100,19 @@ fn images_cli_exact(out: &Path, args: &[&str]) -> Output {
         .arg(binaries_dir())
         .args(args)
         .env_remove("SOURCE_DATE_EPOCH")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
 
 /// Builds images into `out` and returns the summaries; panics with stderr on failure.
 pub fn build(out: &Path, args: &[&str]) -> Vec<Summary> {
-    let output = images_cli(out, args);
+    build_env(out, args, &[])
+}
+
+/// [`build`] with extra environment variables.
+pub fn build_env(out: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<Summary> {
+    let output = images_cli_env(out, args, env);
     assert!(
         output.status.success(),
         "images build failed: {}",
