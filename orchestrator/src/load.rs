@@ -103,7 +103,7 @@ pub fn load_str(text: &str, file: &str, vars: &StaticVars) -> Loaded {
     }
     diags.sort_by_key(|d| (d.loc.line, d.loc.col));
     // An anchor merged into many places reports its problem once.
-    diags.dedup();
+    dedup(&mut diags);
     Loaded {
         pipeline,
         diagnostics: diags,
@@ -137,11 +137,17 @@ pub fn load_task_config(
     {
         diags.push(Diagnostic::error(&node.loc, "task config has no `run`"));
     }
-    diags.dedup();
+    dedup(&mut diags);
     match config {
         Some(config) if !diags.iter().any(Diagnostic::is_error) => Ok((config, diags)),
         _ => Err(Diagnostics(diags)),
     }
+}
+
+/// Drops repeated diagnostics (same place, same message), keeping the first of each.
+fn dedup(diags: &mut Vec<Diagnostic>) {
+    let mut seen = HashSet::new();
+    diags.retain(|d| seen.insert((d.loc.clone(), d.message.clone())));
 }
 
 type Entries = [(Node, Node)];

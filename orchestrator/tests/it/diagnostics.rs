@@ -298,6 +298,14 @@ fn warnings() {
             ],
         ),
         (
+            "one warning per anchor, however often it is merged",
+            "x-img: &img\n  type: docker-image\n  source: {repository: busybox, cache: true}\nresources:\n- name: r\n  type: git\njobs:\n- name: j\n  plan:\n  - get: r\n  - task: a\n    config: {image_resource: *img, run: {path: ls}}\n  - task: b\n    config: {image_resource: *img, run: {path: ls}}\n".into(),
+            &[
+                "p.yml:2:3: warning: type `docker-image` is deprecated; using `registry-image` (repository, tag, username, password and insecure_registries are mapped)",
+                "p.yml:2:3: warning: source.cache: not supported by registry-image; ignored",
+            ],
+        ),
+        (
             "build_logs_to_retain",
             "resources:\n- name: r\n  type: git\njobs:\n- name: j\n  build_logs_to_retain: 3\n  plan:\n  - get: r\n".into(),
             &["p.yml:6:3: warning: `build_logs_to_retain` is deprecated; use `build_log_retention: {builds: N}`"],
