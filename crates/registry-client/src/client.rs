@@ -255,28 +255,7 @@ impl RegistryClient {
         } else {
             SchemeChoice::Https
         });
-        let mut builder = reqwest::Client::builder()
-            .user_agent(config.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(120))
-            .danger_accept_invalid_certs(config.insecure);
-        for (i, pem) in config.ca_certs.iter().enumerate() {
-            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
-                RegistryError::InvalidConfig(format!("ca_certs[{i}]: {}", error_chain(&e)))
-            })?;
-            if certs.is_empty() {
-                return Err(RegistryError::InvalidConfig(format!(
-                    "ca_certs[{i}]: no PEM certificate found"
-                )));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| RegistryError::InvalidConfig(error_chain(&e)))?;
+        let http = build_http(&config.ca_certs, config.insecure, &config.user_agent)?;
         let credentials = match (config.username, config.password) {
             (Some(username), password) if !username.is_empty() => Some(Credentials {
                 username,
@@ -1036,6 +1015,116 @@ enum NotFound<'a> {
     Repository,
     Manifest(&'a str),
     Blob(&'a str),
+}
+
+/// A reqwest client with our TLS settings: extra CA certificates, optionally no certificate
+/// checks, no automatic redirects.
+fn build_http(
+    ca_certs: &[String],
+    insecure: bool,
+    user_agent: &str,
+) -> Result<reqwest::Client, RegistryError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(user_agent)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(15))
+        .read_timeout(Duration::from_secs(120))
+        .danger_accept_invalid_certs(insecure);
+    for (i, pem) in ca_certs.iter().enumerate() {
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+            RegistryError::InvalidConfig(format!("ca_certs[{i}]: {}", error_chain(&e)))
+        })?;
+        if certs.is_empty() {
+            return Err(RegistryError::InvalidConfig(format!(
+                "ca_certs[{i}]: no PEM certificate found"
+            )));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| RegistryError::InvalidConfig(error_chain(&e)))
+}
+
+/// Anonymous `GET`s of JSON APIs that sit next to registries (Docker Hub's listing API), with
+/// the same TLS settings and retries as [`RegistryClient`]. It never sends credentials, and
+/// follows redirects only to the same origin.
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    http: reqwest::Client,
+    retry: RetryPolicy,
+}
+
+impl HttpTransport {
+    /// A transport trusting `ca_certs` besides the system roots (`insecure`: no certificate
+    /// checks).
+    pub fn new(
+        ca_certs: &[String],
+        insecure: bool,
+        retry: RetryPolicy,
+        user_agent: &str,
+    ) -> Result<Self, RegistryError> {
+        Ok(Self {
+            http: build_http(ca_certs, insecure, user_agent)?,
+            retry,
+        })
+    }
+
+    /// `GET url` with `Accept: application/json`, retrying `429`, `5xx` and connection
+    /// failures. Returns the final response whatever its status.
+    pub async fn get(&self, url: &Url) -> Result<reqwest::Response, RegistryError> {
+        let mut url = url.clone();
+        let mut attempt = 1;
+        let mut redirects = 0;
+        loop {
+            let outcome = self
+                .http
+                .get(url.clone())
+                .header(header::ACCEPT, "application/json")
+                .send()
+                .await;
+            let response = match outcome {
+                Ok(r) => r,
+                Err(e) if attempt < self.retry.max_attempts => {
+                    tracing::warn!("GET {url}: {} (retrying)", error_chain(&e));
+                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(RegistryError::transport("GET", url.as_str(), &e)),
+            };
+            let status = response.status();
+            if status.is_redirection()
+                && redirects < MAX_REDIRECTS
+                && let Some(next) = location(&response, &url).filter(|n| n.origin() == url.origin())
+            {
+                redirects += 1;
+                url = next;
+                continue;
+            }
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            if retryable && attempt < self.retry.max_attempts {
+                let wait = retry_after(response.headers())
+                    .map_or(self.retry.delay(attempt), |d| d.min(self.retry.max_delay));
+                tracing::warn!("GET {url}: {status} (retrying in {wait:?})");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+}
+
+/// Reads a response body up to `limit` bytes (an error beyond); `url` labels errors.
+pub async fn read_body(
+    response: reqwest::Response,
+    limit: usize,
+    url: &str,
+) -> Result<Bytes, RegistryError> {
+    read_limited(response, limit, url).await
 }
 
 /// Reads tag pages one at a time; see [`RegistryClient::tag_pages`].

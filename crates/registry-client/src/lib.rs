@@ -32,9 +32,11 @@ pub mod media;
 pub mod reference;
 
 pub use client::{
-    BlobStream, ClientConfig, Descriptor, MAX_MANIFEST_BYTES, Manifest, RETRY_BASE_DELAY_ENV,
-    RegistryClient, RetryPolicy, TagPages, is_local_or_private, next_link,
+    BlobStream, ClientConfig, Descriptor, HttpTransport, MAX_MANIFEST_BYTES, Manifest,
+    RETRY_BASE_DELAY_ENV, RegistryClient, RetryPolicy, TagPages, is_local_or_private, next_link,
+    read_body,
 };
 pub use error::RegistryError;
 pub use reference::ImageReference;
+pub use reqwest::{StatusCode, Url};
 pub use resource_protocol::Secret;

@@ -1,3 +1,9 @@
 //! Integration tests of `registry-tag-resource`: the real binary, driven through the protocol.
 
+// Test code: a failed unwrap is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
 mod bad_input;
+mod hub;
+mod registry;
+mod support;
