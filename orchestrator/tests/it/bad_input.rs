@@ -142,3 +142,78 @@ fn a_ten_megabyte_pipeline_loads() {
     assert_eq!(loaded.pipeline.resources.len(), n);
     assert!(took < Duration::from_secs(60), "took {took:?}");
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    /// Fragments that pipelines are made of, so random input gets past the YAML parser often.
+    fn token() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "jobs:",
+            "resources:",
+            "resource_types:",
+            "- name: a",
+            "  plan:",
+            "  - get: a",
+            "    passed: [a]",
+            "  type: git",
+            "  source: {uri: x}",
+            "- task: t",
+            "  config: {run: {path: ls}}",
+            "  file: a/t.yml",
+            "    trigger: yes",
+            "  timeout: 1h",
+            "  attempts: 2",
+            "  across: [{var: v, values: [1]}]",
+            "  in_parallel: [{get: a}]",
+            "  aggregate:",
+            "  do: []",
+            "  try: {get: a}",
+            "  ensure: {get: a}",
+            "x-a: &a {k: v}",
+            "  <<: *a",
+            "  <<: [*a]",
+            "*a",
+            "&b",
+            "((v))",
+            "((.:v))",
+            "{{v}}",
+            "'q'",
+            "\"q\"",
+            "[",
+            "]",
+            "{",
+            "}",
+            ":",
+            "-",
+            "?",
+            "|",
+            ">",
+            "#",
+            "!!str",
+            "~",
+            "null",
+            "0x1f",
+            "1e3",
+            "\n",
+            "  ",
+            "\t",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn loading_token_soup_never_panics(tokens in prop::collection::vec(token(), 0..60)) {
+            let text = tokens.join(" ");
+            let _ = crate::load(&text);
+            let text = tokens.join("\n");
+            let _ = crate::load(&text);
+        }
+
+        #[test]
+        fn loading_arbitrary_text_never_panics(text in ".{0,200}") {
+            let _ = crate::load(&text);
+        }
+    }
+}
