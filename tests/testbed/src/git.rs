@@ -28,7 +28,7 @@ use std::sync::OnceLock;
 use crate::tools::{require, run_command};
 pub use daemon::GitDaemon;
 pub use http::GitHttp;
-pub use ssh::{SshKey, Sshd};
+pub use ssh::{KEY_PASSPHRASE, SshKey, Sshd};
 
 /// The author and committer name of every fixture commit.
 pub const AUTHOR_NAME: &str = "Testbed";

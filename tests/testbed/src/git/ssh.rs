@@ -100,7 +100,8 @@ impl Sshd {
                 askpass,
             }
         };
-        let ed25519 = ["-t", "ed25519"];
+        // Few KDF rounds: a protected key then decrypts in milliseconds, not half a second.
+        let ed25519 = ["-t", "ed25519", "-a", "2"];
         let rsa_pem = ["-t", "rsa", "-b", "2048", "-m", "PEM"];
         let host = generate("host_ed25519", &ed25519, None);
         let key = generate("id_ed25519", &ed25519, None);
