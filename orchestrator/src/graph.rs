@@ -267,7 +267,7 @@ pub fn to_svg(graph: &Graph) -> String {
         out,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"13\">"
     );
-    out.push_str("<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#555\"/></marker></defs>\n");
+    out.push_str("<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#9aa5b1\"/></marker></defs>\n");
     out.push_str("<rect width=\"100%\" height=\"100%\" fill=\"#273747\"/>\n");
     for edge in &graph.edges {
         let (Some(&(x1, y1)), Some(&(x2, y2))) = (pos.get(&edge.from), pos.get(&edge.to)) else {
@@ -275,7 +275,7 @@ pub fn to_svg(graph: &Graph) -> String {
         };
         let (sx, sy) = (x1 + NODE_W, y1 + NODE_H / 2);
         let (ex, ey) = (x2, y2 + NODE_H / 2);
-        let bend = 60;
+        let bend = (COL_W - NODE_W) / 2;
         let dash = if edge.trigger {
             ""
         } else {
