@@ -1,5 +1,6 @@
 //! Builds the images of several resource types (in parallel, one thread per type) into an
 //! output directory: `<type>/` (OCI layout), `<type>.oci-archive.tar`, `<type>.docker-archive.tar`,
+//! `<type>.base.tar` (the image's files but the binary, for `resources/<type>/Containerfile`),
 //! and `images.json`, a summary naming each image's digest and sizes.
 
 use std::fs;
@@ -10,8 +11,9 @@ use std::time::Instant;
 use resource_protocol::process::{ProcessError, command, output_checked};
 
 use crate::archive::{write_docker_archive, write_oci_archive};
+use crate::layer::write_tar;
 use crate::layout::{ImageMeta, LayoutError, write_layout};
-use crate::rootfs::{RootfsError, RootfsOptions, collect};
+use crate::rootfs::{RESOURCE_DIR, Rootfs, RootfsError, RootfsOptions, collect};
 use crate::types::ResourceType;
 
 /// Everything a build needs; see `images build --help` for the defaults.
@@ -100,6 +102,25 @@ pub struct ImageError {
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
     let what = what.into();
     move |source| BuildError::Io { what, source }
+}
+
+/// Writes `rootfs` without the resource binary as a plain tar: what the Containerfile `ADD`s
+/// before it `COPY`s the binary (a `COPY` cannot make symlinks or a mode-1777 `/tmp`).
+fn write_base_tar(
+    rootfs: &Rootfs,
+    resource_type: &ResourceType,
+    mtime: u64,
+    out: &Path,
+) -> io::Result<()> {
+    let mut base = rootfs.clone();
+    base.remove(&format!("{RESOURCE_DIR}/{}", resource_type.binary_name()));
+    let partial = out.with_extension("partial");
+    let writer = io::BufWriter::new(fs::File::create(&partial)?);
+    write_tar(&base, mtime, writer)?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
+    fs::rename(&partial, out)
 }
 
 /// The commit checked out in `dir` (`git rev-parse HEAD`).
@@ -198,6 +219,10 @@ fn build_image(
         created: options.source_date_epoch,
         ref_name: options.version.clone(),
     };
+
+    let base = options.out.join(format!("{name}.base.tar"));
+    write_base_tar(&rootfs, resource_type, options.source_date_epoch, &base)
+        .map_err(io_err(format!("write {}", base.display())))?;
 
     // Written beside the final place, then swapped in, so a failed build leaves the old one.
     let staged = scratch.path().join("layout");

@@ -86,6 +86,11 @@ impl Rootfs {
             .map(|(path, entry)| (path.as_path(), entry))
     }
 
+    /// Removes the entry at `path` (relative), returning it.
+    pub fn remove(&mut self, path: &str) -> Option<Entry> {
+        self.entries.remove(Path::new(path))
+    }
+
     /// The entry at `path` (relative), if any.
     pub fn get(&self, path: &str) -> Option<&Entry> {
         self.entries.get(Path::new(path))

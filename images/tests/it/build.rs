@@ -236,3 +236,81 @@ fn command_line_errors_name_the_problem() {
         "error: image git: CA bundle /nonexistent/ca.crt not found: install ca-certificates or pass --ca-bundle",
     );
 }
+
+fn tar_entries(reader: impl std::io::Read) -> Vec<(String, u32)> {
+    tar::Archive::new(reader)
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                e.header().mode().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn containerfiles_rebuild_the_same_contents() {
+    let out = tempfile::tempdir().unwrap();
+    for image in build(out.path(), &[]) {
+        let name = &image.type_name;
+        let containerfile = std::fs::read_to_string(
+            workspace_root().join(format!("resources/{name}/Containerfile")),
+        )
+        .unwrap();
+        let lines: Vec<&str> = containerfile
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect();
+        assert_eq!(lines[0], "FROM scratch", "{name}");
+        assert_eq!(
+            lines[1],
+            format!("ADD target/images/{name}.base.tar /"),
+            "{name}"
+        );
+        assert_eq!(
+            lines[2],
+            format!(
+                "COPY target/x86_64-unknown-linux-gnu/release/{name}-resource /opt/resource/{name}-resource"
+            ),
+            "{name}"
+        );
+        for label in expected_labels(&image, REVISION)
+            .as_object()
+            .unwrap()
+            .keys()
+        {
+            assert!(
+                containerfile.contains(&format!("{label}=")),
+                "{name}: {label}"
+            );
+        }
+        let dockerignore = std::fs::read_to_string(
+            workspace_root().join(format!("resources/{name}/Containerfile.dockerignore")),
+        )
+        .unwrap();
+        assert!(dockerignore.contains(&format!("!target/images/{name}.base.tar\n")));
+
+        // The base tar the Containerfile ADDs plus its COPY of the binary give the image's layer.
+        let base =
+            tar_entries(std::fs::File::open(out.path().join(format!("{name}.base.tar"))).unwrap());
+        let layout = format!("oci:{}:{}", image.layout.display(), image.tag);
+        let layer_digest = skopeo_inspect(&layout, false)["Layers"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let layer_path = image
+            .layout
+            .join("blobs/sha256")
+            .join(layer_digest.trim_start_matches("sha256:"));
+        let mut layer = tar_entries(flate2::read::GzDecoder::new(
+            std::fs::File::open(layer_path).unwrap(),
+        ));
+        let binary = format!("opt/resource/{name}-resource");
+        assert!(layer.contains(&(binary.clone(), 0o755)), "{name}");
+        layer.retain(|(path, _)| *path != binary);
+        assert_eq!(base, layer, "{name}");
+    }
+}
