@@ -13,6 +13,10 @@ use images::push::{PushOptions, push_image};
 use images::{BuildOptions, build_images, types};
 use resource_protocol::Secret;
 
+/// The registry password for `--push`, read only from the environment so that it never
+/// appears in a process list or shell history.
+const PUSH_PASSWORD_ENV: &str = "IMAGES_PUSH_PASSWORD";
+
 /// The default binaries directory: the documented static release build.
 const DEFAULT_BINARIES: &str = "target/x86_64-unknown-linux-gnu/release";
 
@@ -69,17 +73,9 @@ struct BuildArgs {
     /// Push over plain HTTP.
     #[arg(long, requires = "push")]
     push_insecure: bool,
-    /// Registry user name for --push.
+    /// Registry user name for --push (the password comes from `IMAGES_PUSH_PASSWORD`).
     #[arg(long, requires = "push")]
     push_username: Option<String>,
-    /// Registry password for --push (only from the environment, never the command line).
-    #[arg(
-        long = "push-password",
-        env = "IMAGES_PUSH_PASSWORD",
-        hide_env_values = true,
-        hide = true
-    )]
-    push_password: Option<String>,
     /// The registry-image resource binary that pushes (default: the one in --binaries).
     #[arg(long, requires = "push")]
     push_with: Option<PathBuf>,
@@ -159,7 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         extra_tags: vec!["latest".to_owned()],
         insecure: args.push_insecure,
         username: args.push_username,
-        password: args.push_password.map(Secret::new),
+        password: std::env::var(PUSH_PASSWORD_ENV).ok().map(Secret::new),
         resource_binary: args
             .push_with
             .unwrap_or_else(|| options.binaries.join("registry-image-resource")),
