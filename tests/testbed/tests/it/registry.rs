@@ -163,3 +163,134 @@ fn bearer_registry_issues_tokens_and_limits_anonymous_to_pull() {
         "{requests:?}"
     );
 }
+
+/// Status and body of a plain-HTTP request to `url` (`http://host/path?query`).
+fn http_request(method: &str, url: &str, headers: &[&str], body: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = TcpStream::connect(host).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for header in headers {
+        request.push_str(&format!("{header}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+/// The claims of a JWT, after checking its header names RS256 and carries the certificate.
+fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let decode = |part: &str| -> serde_json::Value {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    let header = decode(parts[0]);
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["x5c"].as_array().unwrap().len(), 1);
+    decode(parts[1])
+}
+
+/// One token request and the answer it must get (`access` is checked for status 200 only).
+struct TokenCase<'a> {
+    method: &'a str,
+    query: &'a str,
+    headers: &'a [&'a str],
+    body: &'a str,
+    status: u16,
+    sub: &'a str,
+    access: serde_json::Value,
+}
+
+#[test]
+fn token_server_follows_the_docker_token_spec() {
+    let registry = Registry::start(RegistryAuth::bearer("carol", "tok-pass"));
+    let realm = registry.token_server().unwrap().realm();
+    let good = ["Authorization: Basic Y2Fyb2w6dG9rLXBhc3M="]; // carol:tok-pass
+    let bad = ["Authorization: Basic Y2Fyb2w6bm9wZQ=="]; // carol:nope
+    let query =
+        "service=test-registry&scope=repository%3Aa%2Fb%3Apull%2Cpush&scope=repository:c:push";
+    let password_form = "grant_type=password&username=carol&password=tok-pass&service=test-registry&scope=repository:a/b:pull,push";
+    let case = |method, query, headers, body, status, sub, access| TokenCase {
+        method,
+        query,
+        headers,
+        body,
+        status,
+        sub,
+        access,
+    };
+    let form = &["Content-Type: application/x-www-form-urlencoded"][..];
+    let pull_push_a_b =
+        serde_json::json!([{"type": "repository", "name": "a/b", "actions": ["pull", "push"]}]);
+    let cases = [
+        case(
+            "GET",
+            query,
+            &[],
+            "",
+            200,
+            "",
+            serde_json::json!([{"type": "repository", "name": "a/b", "actions": ["pull"]}]),
+        ),
+        case(
+            "GET",
+            query,
+            &good,
+            "",
+            200,
+            "carol",
+            serde_json::json!([
+            {"type": "repository", "name": "a/b", "actions": ["pull", "push"]},
+            {"type": "repository", "name": "c", "actions": ["push"]}]),
+        ),
+        case("GET", query, &bad, "", 401, "", serde_json::Value::Null),
+        case("POST", "", form, password_form, 200, "carol", pull_push_a_b),
+        case(
+            "POST",
+            "",
+            form,
+            "grant_type=refresh_token&refresh_token=x",
+            400,
+            "",
+            serde_json::Value::Null,
+        ),
+    ];
+    for TokenCase {
+        method,
+        query,
+        headers,
+        body,
+        status,
+        sub,
+        access,
+    } in cases
+    {
+        let url = format!("{realm}?{query}");
+        let (got_status, got_body) = http_request(method, &url, headers, body);
+        assert_eq!(
+            got_status, status,
+            "{method} {query} {headers:?}: {got_body}"
+        );
+        if status != 200 {
+            continue;
+        }
+        let answer: serde_json::Value = serde_json::from_str(&got_body).unwrap();
+        assert_eq!(answer["token"], answer["access_token"]);
+        assert_eq!(answer["expires_in"], 300);
+        let claims = jwt_claims(answer["token"].as_str().unwrap());
+        assert_eq!(claims["sub"], sub, "{claims}");
+        assert_eq!(claims["access"], access, "{claims}");
+        assert_eq!(claims["iss"], TOKEN_ISSUER);
+        assert_eq!(claims["aud"], TOKEN_SERVICE);
+        assert!(claims["exp"].as_u64().unwrap() > claims["nbf"].as_u64().unwrap());
+    }
+}
