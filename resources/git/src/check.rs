@@ -174,7 +174,7 @@ pub fn list_remote(repo: &Repository, source: &Source, auth: &Auth) -> anyhow::R
         .connect_auth(Direction::Fetch, Some(auth.callbacks()), None)
         .map_err(|err| {
             anyhow::anyhow!(
-                "cannot reach {}: {}",
+                "connecting to {}: {}",
                 redact_url(uri),
                 describe_git_error(&err)
             )

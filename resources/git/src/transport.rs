@@ -40,9 +40,21 @@ pub struct Auth {
 impl Auth {
     /// The credentials of `source` for its main repository.
     pub fn from_source(source: &Source) -> Self {
+        let (url_user, url_password) = match url_credentials(source.uri.trim()) {
+            Some((user, password)) => (Some(user), Some(password)),
+            None => (None, None),
+        };
         Self {
-            username: source.username.clone().filter(|u| !u.is_empty()),
-            password: source.password.clone().filter(|p| !p.is_empty()),
+            username: source
+                .username
+                .clone()
+                .filter(|u| !u.is_empty())
+                .or(url_user),
+            password: source
+                .password
+                .clone()
+                .filter(|p| !p.is_empty())
+                .or(url_password),
             private_key: source.private_key.clone().filter(|k| !k.is_empty()),
             passphrase: source
                 .private_key_passphrase
@@ -233,6 +245,10 @@ pub fn probe_reachable(uri: &str) -> anyhow::Result<()> {
     .iter()
     .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
     let Some((host, port)) = host_and_port(uri) else {
+        let path = uri.strip_prefix("file://").unwrap_or(uri);
+        if !std::path::Path::new(path).exists() {
+            anyhow::bail!("source.uri: {path} does not exist");
+        }
         return Ok(());
     };
     if proxied {
@@ -364,9 +380,47 @@ pub fn url_host(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
-/// libgit2's error as one line, without its class/code suffix.
+/// libgit2's error as one line, without its class/code suffix, with libssh2's key errors
+/// explained.
 pub fn describe_git_error(err: &git2::Error) -> String {
-    err.message().replace(['\n', '\r'], " ").trim().to_owned()
+    let message = err.message().replace(['\n', '\r'], " ").trim().to_owned();
+    if message.contains("Unable to extract public key from private key")
+        || message.contains("Unable to decrypt")
+        || message.contains("Wrong passphrase")
+    {
+        return format!(
+            "source.private_key: cannot load the key (wrong source.private_key_passphrase?): {message}"
+        );
+    }
+    message
+}
+
+/// The user name and password embedded in a URL (`https://user:pass@host/…`), decoded.
+fn url_credentials(url: &str) -> Option<(String, Secret)> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':')?;
+    Some((percent_decode(user), Secret::new(percent_decode(password))))
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = value.get(i + 1..i + 3)
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -483,3 +483,119 @@ fn unsupported_features_fail_loudly() {
         assert!(run.stderr.contains(message), "{}", run.stderr);
     }
 }
+
+/// Serves `repo` over `git://` (libgit2's local transport ignores `depth`).
+fn daemon_for(repo: &Repo) -> (testbed::git::GitDaemon, String) {
+    let daemon = testbed::git::GitDaemon::start(repo.path.parent().unwrap());
+    let url = daemon.url_for("repo");
+    (daemon, url)
+}
+
+#[test]
+fn depth_makes_shallow_clones() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let r1 = repo.commit("some-file", "one");
+    repo.commit("some-file", "two");
+    let r3 = repo.commit("some-file", "three");
+    let (_daemon, uri) = daemon_for(&repo);
+    let d = dest(&env, "head");
+    let answer = env
+        .get(&d, &json!({"uri": uri}), &json!({}), &json!({"depth": 1}))
+        .json();
+    assert_eq!(answer["version"], json!({"ref": r3}));
+    assert_eq!(git_in(&d, &["rev-list", "--all", "--count"]), "1");
+    // An older ref: the clone deepens until it is there.
+    let d = dest(&env, "older");
+    let run = env.get(
+        &d,
+        &json!({"uri": uri}),
+        &json!({"ref": r1}),
+        &json!({"depth": 1}),
+    );
+    assert_eq!(run.json()["version"], json!({"ref": r1}));
+    assert_eq!(git_in(&d, &["rev-parse", "HEAD"]), r1);
+    assert!(d.join("some-file").exists());
+}
+
+#[test]
+fn deepening_falls_back_to_a_deep_clone() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let r1 = repo.commit("some-file", "one");
+    let tip = testbed::git::fast_import_history(&repo.path, 127);
+    repo.git(&["reset", "-q", "--hard", &tip]);
+    let (_daemon, uri) = daemon_for(&repo);
+    let d = dest(&env, "d");
+    let run = env.get(
+        &d,
+        &json!({"uri": uri}),
+        &json!({"ref": r1}),
+        &json!({"depth": 1}),
+    );
+    assert_eq!(run.json()["version"], json!({"ref": r1}));
+    assert_eq!(git_in(&d, &["rev-parse", "HEAD"]), r1);
+    for depth in [1, 3, 7, 15, 31, 63, 127] {
+        let line = format!("Could not find ref {r1}~0 in a shallow clone of depth {depth}");
+        assert!(run.stderr.contains(&line), "{line}\n{}", run.stderr);
+    }
+    for depth in [2, 4, 8, 16, 32, 64] {
+        let line = format!("Deepening the shallow clone by an additional {depth}...");
+        assert!(run.stderr.contains(&line), "{line}\n{}", run.stderr);
+    }
+    assert!(
+        run.stderr
+            .contains("Reached depth threshold 127, falling back to deep clone...")
+    );
+}
+
+#[test]
+fn deepening_considers_depth() {
+    let (env, repo) = (Env::new(), Repo::new());
+    repo.commit("some-file", "zero");
+    let r1 = repo.commit("some-file", "one");
+    let r2 = repo.commit("some-file", "two");
+    let r3 = repo.commit("some-file", "three");
+    let tip = testbed::git::fast_import_history(&repo.path, 18);
+    repo.git(&["reset", "-q", "--hard", &tip]);
+    let (_daemon, uri) = daemon_for(&repo);
+    let d = dest(&env, "d");
+    let run = env.get(
+        &d,
+        &json!({"uri": uri}),
+        &json!({"ref": r3}),
+        &json!({"depth": 3}),
+    );
+    assert_eq!(run.json()["version"], json!({"ref": r3}));
+    assert_eq!(git_in(&d, &["rev-parse", "HEAD~1"]), r2);
+    assert_eq!(git_in(&d, &["rev-parse", "HEAD~2"]), r1);
+    assert!(d.join(".git/shallow").exists(), "still shallow");
+    for depth in [3, 9] {
+        let line = format!("Could not find ref {r3}~2 in a shallow clone of depth {depth}");
+        assert!(run.stderr.contains(&line), "{line}\n{}", run.stderr);
+    }
+    for depth in [6, 12] {
+        let line = format!("Deepening the shallow clone by an additional {depth}...");
+        assert!(run.stderr.contains(&line), "{line}\n{}", run.stderr);
+    }
+}
+
+#[test]
+fn deepening_stops_when_the_ref_does_not_exist() {
+    let (env, repo) = (Env::new(), Repo::new());
+    repo.commit("some-file", "one");
+    let (_daemon, uri) = daemon_for(&repo);
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    let run = env.get(
+        &dest(&env, "d"),
+        &json!({"uri": uri}),
+        &json!({"ref": missing}),
+        &json!({"depth": 1}),
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("Reached max depth of the origin repo while deepening the shallow clone, it's a deep clone now"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("version.ref: {missing} not found")),
+        "{}",
+        run.stderr
+    );
+}

@@ -5,3 +5,4 @@ mod check;
 mod get;
 mod put;
 mod support;
+mod transport;
