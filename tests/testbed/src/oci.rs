@@ -296,6 +296,14 @@ pub fn push(source: &str, registry: &Registry, repo_tag: &str) -> String {
         .to_owned()
 }
 
+/// Builds `spec` in a throw-away layout and pushes it to `repo_tag` on `registry`; returns the
+/// manifest digest.
+pub fn push_image(registry: &Registry, repo_tag: &str, spec: &ImageSpec<'_>) -> String {
+    let layout = OciLayout::new();
+    layout.build("image", spec);
+    push(&layout.reference("image"), registry, repo_tag)
+}
+
 /// The raw manifest (or index) `repo_ref` (`repo:tag` or `repo@digest`) has on `registry`.
 pub fn inspect_raw(registry: &Registry, repo_ref: &str) -> Vec<u8> {
     let skopeo = require("skopeo", "skopeo");

@@ -238,6 +238,35 @@ impl Registry {
         self.process.log_tail()
     }
 
+    /// Tags the manifest `digest` (already pushed to `repo`) as each of `tags` by writing the
+    /// registry's tag links straight into its storage: 10,000 tags take a fraction of a second
+    /// instead of minutes of pushes. The registry reads tags from storage on every request.
+    pub fn tag_in_storage(&self, repo: &str, digest: &str, tags: &[String]) {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .unwrap_or_else(|| panic!("tag_in_storage: not a sha256 digest: {digest}"));
+        let manifests = self
+            .storage
+            .path()
+            .join("docker/registry/v2/repositories")
+            .join(repo)
+            .join("_manifests");
+        assert!(
+            manifests.join("revisions/sha256").join(hex).exists(),
+            "tag_in_storage: {repo}@{digest} was not pushed to this registry"
+        );
+        for tag in tags {
+            let tag_dir = manifests.join("tags").join(tag);
+            for link_dir in [
+                tag_dir.join("current"),
+                tag_dir.join("index/sha256").join(hex),
+            ] {
+                std::fs::create_dir_all(&link_dir).expect("create tag link dir");
+                std::fs::write(link_dir.join("link"), digest).expect("write tag link");
+            }
+        }
+    }
+
     /// Arguments for `skopeo` to reach this registry: TLS verification off for plain HTTP, the
     /// CA dir for TLS, and the credentials. `prefix` is `"src"` or `"dest"` for `skopeo copy`,
     /// `""` for `skopeo inspect`/`list-tags`.

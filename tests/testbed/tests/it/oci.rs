@@ -115,3 +115,33 @@ fn multi_arch_index_pushes_every_platform() {
         assert_eq!(inspect_digest(&registry, &child), manifest["digest"]);
     }
 }
+
+#[test]
+fn thousands_of_tags_written_into_storage_are_served() {
+    let registry = Registry::start(RegistryAuth::None);
+    let digest = testbed::oci::push_image(
+        &registry,
+        "test/many:base",
+        &ImageSpec {
+            busybox: false,
+            ..ImageSpec::default()
+        },
+    );
+    let tags: Vec<String> = (0..10_000)
+        .map(|i| format!("1.{}.{}", i / 100, i % 100))
+        .collect();
+    let started = std::time::Instant::now();
+    registry.tag_in_storage("test/many", &digest, &tags);
+    let took = started.elapsed();
+    assert!(took.as_secs() < 10, "tagging took {took:?}");
+
+    let skopeo = require("skopeo", "skopeo");
+    let dir = temp_dir("list-tags");
+    let mut args = vec!["list-tags".to_owned()];
+    args.extend(registry.skopeo_args(""));
+    args.push(format!("docker://{}/test/many", registry.host()));
+    let listed: serde_json::Value =
+        serde_json::from_slice(&run(&skopeo, &args, dir.path())).unwrap();
+    assert_eq!(listed["Tags"].as_array().unwrap().len(), 10_001);
+    assert_eq!(inspect_digest(&registry, "test/many:1.99.99"), digest);
+}
