@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::tls::TestCa;
 use crate::tools::{START_TIMEOUT, ServerProcess, require, retry_start, run};
 
 /// A running nginx; killed with its workers when dropped.
@@ -19,6 +20,27 @@ impl Nginx {
     /// Starts nginx in `dir` with the `server { … }` body that `server_body(addr)` returns for
     /// the listening address (`listen` is added here). Panics with nginx's log if it fails.
     pub fn start(dir: &Path, server_body: impl Fn(SocketAddr) -> String) -> Nginx {
+        Self::start_with(dir, None, server_body)
+    }
+
+    /// [`Nginx::start`] serving HTTPS with the server certificate of `ca`.
+    pub fn start_tls(dir: &Path, ca: &TestCa, server_body: impl Fn(SocketAddr) -> String) -> Nginx {
+        Self::start_with(dir, Some(ca), server_body)
+    }
+
+    fn start_with(
+        dir: &Path,
+        ca: Option<&TestCa>,
+        server_body: impl Fn(SocketAddr) -> String,
+    ) -> Nginx {
+        let tls = ca.map_or(String::new(), |ca| {
+            format!(
+                "ssl_certificate {};\nssl_certificate_key {};\n",
+                ca.server_cert.display(),
+                ca.server_key.display()
+            )
+        });
+        let listen_suffix = if ca.is_some() { " ssl" } else { "" };
         let nginx = require("nginx", "nginx-light");
         let temp = dir.join("nginx-temp");
         std::fs::create_dir_all(&temp).expect("create nginx temp dir");
@@ -42,7 +64,8 @@ impl Nginx {
                  scgi_temp_path {temp}/scgi;\n\
                  uwsgi_temp_path {temp}/uwsgi;\n\
                  server {{\n\
-                 listen {addr};\n\
+                 listen {addr}{listen_suffix};\n\
+                 {tls}\
                  {body}\n\
                  }}\n\
                  }}\n",

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::git;
 use crate::nginx::{Nginx, htpasswd_line};
+use crate::tls::{TestCa, generate_ca};
 use crate::tools::{ServerProcess, require, temp_dir};
 
 /// A running git HTTP server; nginx and fcgiwrap are killed when dropped.
@@ -15,6 +16,7 @@ pub struct GitHttp {
     user: String,
     pass: String,
     repos_root: PathBuf,
+    ca: Option<TestCa>,
     _dir: tempfile::TempDir,
 }
 
@@ -22,6 +24,16 @@ impl GitHttp {
     /// Serves the repos under `repos_root` (which the caller owns) on
     /// `http://127.0.0.1:PORT/`, for `user`/`pass` only, push included.
     pub fn start(repos_root: &Path, user: &str, pass: &str) -> GitHttp {
+        Self::start_with(repos_root, user, pass, false)
+    }
+
+    /// [`GitHttp::start`] over HTTPS (`https://127.0.0.1:PORT/`) with a certificate from a
+    /// throw-away CA ([`GitHttp::ca_cert_pem`]).
+    pub fn start_tls(repos_root: &Path, user: &str, pass: &str) -> GitHttp {
+        Self::start_with(repos_root, user, pass, true)
+    }
+
+    fn start_with(repos_root: &Path, user: &str, pass: &str, tls: bool) -> GitHttp {
         let fcgiwrap = require("fcgiwrap", "fcgiwrap");
         let exec_path = git(repos_root, &["--exec-path"]);
         let backend = Path::new(&exec_path).join("git-http-backend");
@@ -48,7 +60,8 @@ impl GitHttp {
             .find(|(key, _)| *key == "HOME")
             .map(|(_, value)| value)
             .unwrap_or_default();
-        let nginx = Nginx::start(dir.path(), |_| {
+        let ca = tls.then(|| generate_ca(dir.path()));
+        let site = |_| {
             format!(
                 "client_max_body_size 0;\n\
                  location / {{\n\
@@ -75,36 +88,57 @@ impl GitHttp {
                 backend = backend.display(),
                 root = repos_root.display(),
             )
-        });
+        };
+        let nginx = match &ca {
+            Some(ca) => Nginx::start_tls(dir.path(), ca, site),
+            None => Nginx::start(dir.path(), site),
+        };
         GitHttp {
             nginx,
             _fcgiwrap: fcgi,
             user: user.to_owned(),
             pass: pass.to_owned(),
             repos_root: repos_root.to_owned(),
+            ca,
             _dir: dir,
         }
     }
 
-    /// `http://127.0.0.1:PORT/<repo>`, without credentials.
+    /// `http://127.0.0.1:PORT/<repo>` (`https://` with TLS), without credentials.
     pub fn url_for(&self, repo: &str) -> String {
         format!(
-            "http://{}/{}",
+            "{}://{}/{}",
+            self.scheme(),
             self.nginx.addr(),
             repo.trim_start_matches('/')
         )
     }
 
-    /// `http://USER:PASS@127.0.0.1:PORT/<repo>` (the credentials are URL-safe only if chosen
-    /// so).
+    /// `http://USER:PASS@127.0.0.1:PORT/<repo>` (`https://` with TLS; the credentials are
+    /// URL-safe only if chosen so).
     pub fn url_with_credentials(&self, repo: &str) -> String {
         format!(
-            "http://{}:{}@{}/{}",
+            "{}://{}:{}@{}/{}",
+            self.scheme(),
             self.user,
             self.pass,
             self.nginx.addr(),
             repo.trim_start_matches('/')
         )
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.ca.is_some() { "https" } else { "http" }
+    }
+
+    /// The PEM of the CA that signed the server's certificate (TLS only).
+    pub fn ca_cert_pem(&self) -> Option<&str> {
+        self.ca.as_ref().map(|ca| ca.ca_cert_pem.as_str())
+    }
+
+    /// The CA certificate file (TLS only), e.g. for `GIT_SSL_CAINFO`.
+    pub fn ca_cert_path(&self) -> Option<&Path> {
+        self.ca.as_ref().map(|ca| ca.ca_cert.as_path())
     }
 
     /// The accepted `(user, pass)`.

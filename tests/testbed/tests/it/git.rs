@@ -189,3 +189,21 @@ fn git_http_needs_credentials_for_clone_and_push() {
     let pushed = clone_commit_push(&with_creds, &[]);
     assert_eq!(git(&repo, &["rev-parse", "main"]), pushed);
 }
+
+#[test]
+fn git_https_verifies_with_the_ca_only() {
+    let (root, repo, sha) = served_repo();
+    let server = GitHttp::start_tls(root.path(), "erin", "pw");
+    let url = server.url_with_credentials("r.git");
+    assert!(url.starts_with("https://erin:pw@127.0.0.1:"), "{url}");
+    let err = ls_remote_main(&url, &[]).unwrap_err();
+    assert!(err.contains("certificate"), "{err}");
+    let ca = server.ca_cert_path().unwrap().display().to_string();
+    let trust = [("GIT_SSL_CAINFO".to_owned(), ca)];
+    assert_eq!(
+        ls_remote_main(&url, &trust).unwrap_or_else(|e| panic!("{e}\n{}", server.log_tail())),
+        sha
+    );
+    let pushed = clone_commit_push(&url, &trust);
+    assert_eq!(git(&repo, &["rev-parse", "main"]), pushed);
+}
