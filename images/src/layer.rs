@@ -13,8 +13,9 @@ use flate2::{Compression, GzBuilder};
 use crate::digest::DigestWriter;
 use crate::rootfs::{Contents, Entry, Rootfs};
 
-/// The gzip level of every layer: fixed, since the level changes the bytes.
-pub const GZIP_LEVEL: u32 = 9;
+/// The gzip level of every layer: fixed, since the level changes the bytes. Level 9 takes three
+/// times as long as 6 on our binaries for under 1% smaller layers.
+pub const GZIP_LEVEL: u32 = 6;
 /// The gzip header's OS byte: 255 ("unknown"), whatever the build host.
 const GZIP_OS_UNKNOWN: u8 = 255;
 
