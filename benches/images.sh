@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 if [ "${SMOKE:-}" = 1 ]; then types=${TYPES:-registry-tag} rounds=${ROUNDS:-1}
 else types=${TYPES:-git registry-image registry-tag nix-cache} rounds=${ROUNDS:-5}; fi
-for tool in umoci jq strip /usr/bin/time; do
+for tool in umoci jq strip awk; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
 done
 bins=$PWD/target/debug
@@ -56,19 +56,19 @@ for t in $types; do
   ours_total=0 theirs_total=0 ours_digests="" theirs_digests=""
   for i in $(seq "$rounds"); do
     s=$(now); read -r od osize < <(ours "$work/ours-$t-$i" "$t"); e=$(now)
-    ours_total=$(echo "$ours_total + $e - $s" | bc)
+    ours_total=$(awk "BEGIN{print $ours_total + $e - $s}")
     mkdir -p "$work/umoci-$t-$i"
     s=$(now); read -r td tsize < <(theirs "$work/umoci-$t-$i" "$t" 2>/dev/null | tail -1); e=$(now)
-    theirs_total=$(echo "$theirs_total + $e - $s" | bc)
+    theirs_total=$(awk "BEGIN{print $theirs_total + $e - $s}")
     ours_digests="$ours_digests $od" theirs_digests="$theirs_digests $td"
     sleep 1 # umoci stamps times in seconds: let two rounds differ as two CI runs would
   done
   [ "$rounds" -gt 1 ] || { sleep 1; ours "$work/ours-$t-x" "$t" >/dev/null; }
-  o=$(echo "scale=3; $ours_total / $rounds" | bc); u=$(echo "scale=3; $theirs_total / $rounds" | bc)
+  o=$(awk "BEGIN{printf \"%.3f\", $ours_total / $rounds}"); u=$(awk "BEGIN{printf \"%.3f\", $theirs_total / $rounds}")
   n_ours=$(echo $ours_digests "$(jq -r '.[0].manifest_digest' "$work"/ours-$t-*/images.json | head -1)" | tr ' ' '\n' | sort -u | grep -c .)
   mkdir -p "$work/umoci-$t-y"; td2=$(theirs "$work/umoci-$t-y" "$t" 2>/dev/null | tail -1 | cut -d' ' -f1)
   n_theirs=$(echo $theirs_digests "$td2" | tr ' ' '\n' | sort -u | grep -c .)
   printf '%-15s %10s %10s %6.2fx %12s %12s ours:%s umoci:%s\n' "$t" "$o" "$u" \
-    "$(echo "scale=3; $u / $o" | bc)" "$osize" "$tsize" \
+    "$(awk "BEGIN{print $u / $o}")" "$osize" "$tsize" \
     "$([ "$n_ours" = 1 ] && echo yes || echo no)" "$([ "$n_theirs" = 1 ] && echo yes || echo no)"
 done

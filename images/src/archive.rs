@@ -23,10 +23,7 @@ fn write_archive(rootfs: &Rootfs, mtime: u64, out: &Path) -> io::Result<()> {
     let partial = out.with_extension("partial");
     let writer = io::BufWriter::new(File::create(&partial)?);
     let writer = write_tar(rootfs, mtime, writer)?;
-    writer
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
+    writer.into_inner().map_err(|e| e.into_error())?;
     fs::rename(&partial, out)
 }
 

@@ -118,8 +118,7 @@ fn write_base_tar(
     let writer = io::BufWriter::new(fs::File::create(&partial)?);
     write_tar(&base, mtime, writer)?
         .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
+        .map_err(|e| e.into_error())?;
     fs::rename(&partial, out)
 }
 

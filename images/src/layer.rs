@@ -44,10 +44,7 @@ pub fn write_layer(rootfs: &Rootfs, mtime: u64, out: &Path) -> io::Result<Layer>
     let uncompressed = write_tar(rootfs, mtime, uncompressed)?;
     let (gzip, diff_id, uncompressed_size) = uncompressed.finish()?;
     let (compressed, digest, size) = gzip.finish()?.finish()?;
-    compressed
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
+    compressed.into_inner().map_err(|e| e.into_error())?;
     Ok(Layer {
         digest,
         size,
