@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod diag;
 pub mod duration;
+pub mod engine;
 pub mod graph;
 pub mod load;
 pub mod model;

@@ -1,0 +1,508 @@
+//! Engine tests: whole pipelines on the host runner with a real local git repository (our
+//! git-resource binary) and a small `mock` resource script, asserting builds, statuses, hooks,
+//! timeouts, retries, fail_fast and bad input.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use super::*;
+use crate::state::BuildStatus::{Aborted, Errored, Failed, Succeeded};
+
+/// The directory holding `git-resource` (built on demand) and the `mock-resource` script.
+pub(crate) fn resource_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // target/debug/deps/tributary-… ⇒ target/debug
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.parent().unwrap().parent().unwrap().to_owned();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let profile = target.file_name().unwrap().to_string_lossy().into_owned();
+        // Built once per target dir (nextest runs every test in its own process).
+        if !target.join("git-resource").exists() {
+            let mut build = resource_protocol::process::command(&cargo, workspace);
+            build.args(["build", "-p", "git-resource"]);
+            if profile == "release" {
+                build.arg("--release");
+            }
+            resource_protocol::process::output_checked(&mut build).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap().keep();
+        std::os::unix::fs::symlink(target.join("git-resource"), dir.join("git-resource")).unwrap();
+        let mock = dir.join("mock-resource");
+        std::fs::write(&mock, MOCK_RESOURCE).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&mock, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    })
+    .clone()
+}
+
+/// A resource type for tests: versions are the lines of `source.file`; `in` writes the
+/// version to `DEST/ref`; `out` appends `params.value` (or the content of `params.from`) to
+/// the file; `source.fail` makes every call fail.
+const MOCK_RESOURCE: &str = r#"#!/bin/sh
+set -e
+op="$1"; dir="$2"
+req=$(cat)
+file=$(echo "$req" | jq -r .source.file)
+if [ "$(echo "$req" | jq -r '.source.fail // false')" = true ]; then echo "mock: told to fail" >&2; exit 1; fi
+case "$op" in
+check) touch "$file"; jq -R '{ref: .}' < "$file" | jq -s . ;;
+in) ref=$(echo "$req" | jq -r .version.ref); echo "$ref" > "$dir/ref"
+    echo "{\"version\":{\"ref\":\"$ref\"},\"metadata\":[{\"name\":\"ref\",\"value\":\"$ref\"},{\"name\":\"build\",\"value\":\"$BUILD_JOB_NAME/$BUILD_NAME\"}]}" ;;
+out) from=$(echo "$req" | jq -r '.params.from // empty')
+    if [ -n "$from" ]; then value=$(cat "$dir/$from"); else value=$(echo "$req" | jq -r .params.value); fi
+    echo "$value" >> "$file"; echo "pushed $value" >&2
+    echo "{\"version\":{\"ref\":\"$value\"},\"metadata\":[]}" ;;
+esac
+"#;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn engine(&self, yaml: &str, vars: &[(&str, &str)]) -> Arc<Engine> {
+        let vars = crate::vars::StaticVars::from_pairs(
+            vars.iter().map(|(k, v)| (*k, serde_json::json!(v))),
+        );
+        let loaded = crate::load::load_str(yaml, "pipeline.yml", &vars);
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let config = EngineConfig {
+            runtime: Runtime::Host,
+            state_dir: self.path().join(".tributary"),
+            resource_dir: resource_dir(),
+            overrides: BTreeMap::new(),
+            output: OutputMode::Quiet,
+            pipeline_name: "test".into(),
+            grace: Duration::from_millis(300),
+        };
+        Engine::new(loaded.pipeline, &loaded.redact, config).unwrap()
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let repo = self.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        let out = resource_protocol::process::output_checked(
+            resource_protocol::process::command("git", &repo)
+                .args(args)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("HOME", self.path())
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.com")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.com"),
+        )
+        .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn commit(&self, file: &str, content: &str) -> String {
+        std::fs::write(self.path().join("repo").join(file), content).unwrap();
+        self.git(&["add", "."]);
+        self.git(&["commit", "-q", "-m", &format!("change {file}")]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    fn versions_file(&self, lines: &[&str]) -> String {
+        let file = self.path().join("versions");
+        let mut text = lines.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        std::fs::write(&file, text).unwrap();
+        file.display().to_string()
+    }
+}
+
+fn run(engine: &Arc<Engine>) -> Vec<(String, i64, BuildStatus)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(engine.run(&RunOptions::default())).builds
+}
+
+fn log_text(engine: &Engine, job: &str, name: i64) -> String {
+    let state = engine.state();
+    let build = state.build_by_name(job, name).unwrap().unwrap();
+    state
+        .log(build.id)
+        .unwrap()
+        .iter()
+        .map(|l| format!("{}: {}", l.step, l.text))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn b(job: &str, name: i64, status: BuildStatus) -> (String, i64, BuildStatus) {
+    (job.to_owned(), name, status)
+}
+
+const GIT_PIPELINE: &str = r#"
+resources:
+- name: repo
+  type: git
+  source: {uri: ((repo)), branch: main}
+jobs:
+- name: test
+  plan:
+  - get: repo
+    trigger: true
+  - task: unit
+    config:
+      platform: linux
+      inputs: [{name: repo}]
+      outputs: [{name: report}]
+      params: {SECRET: ((token)), COUNT: 3}
+      run:
+        path: sh
+        args: [-ec, 'cat repo/app.txt; echo "token is $SECRET, count $COUNT"; cp repo/app.txt report/']
+- name: package
+  plan:
+  - get: repo
+    trigger: true
+    passed: [test]
+  - task: tarball
+    config:
+      platform: linux
+      inputs: [{name: repo}]
+      run: {path: sh, args: [-ec, 'test -f repo/app.txt']}
+"#;
+
+#[test]
+fn git_pipeline_flows_through_passed_and_new_commits_trigger_once() {
+    let f = Fixture::new();
+    f.git(&["init", "-q", "-b", "main"]);
+    let first = f.commit("app.txt", "v1");
+    let repo = f.path().join("repo").display().to_string();
+    let vars = [("repo", repo.as_str()), ("token", "s3cr3t-token")];
+    let engine = f.engine(GIT_PIPELINE, &vars);
+    assert_eq!(
+        run(&engine),
+        [b("package", 1, Succeeded), b("test", 1, Succeeded)]
+    );
+    let log = log_text(&engine, "test", 1);
+    assert!(log.contains("unit: v1"), "{log}");
+    assert!(log.contains("token is ((redacted)), count 3"), "{log}");
+    assert!(!log.contains("s3cr3t"), "{log}");
+    // Both jobs used the same commit.
+    let state = engine.state();
+    for job in ["test", "package"] {
+        let build = state.build_by_name(job, 1).unwrap().unwrap();
+        let input = &state.build_inputs(build.id).unwrap()[0];
+        let (_, version) = state.version(input.version_id).unwrap().unwrap();
+        assert_eq!(version["ref"], first, "{job}");
+    }
+    drop(state);
+    // Nothing new: nothing runs.
+    assert_eq!(run(&engine), []);
+    // A new commit: exactly one new build of each.
+    f.commit("app.txt", "v2");
+    f.commit("app.txt", "v3");
+    assert_eq!(
+        run(&engine),
+        [b("package", 2, Succeeded), b("test", 2, Succeeded)]
+    );
+    assert!(log_text(&engine, "test", 2).contains("unit: v3"));
+    assert_eq!(run(&engine), []);
+}
+
+fn mock_pipeline(plan: &str) -> String {
+    format!(
+        r#"
+resources:
+- name: thing
+  type: mock
+  source: {{file: ((file))}}
+{sink}jobs:
+- name: job
+  plan:
+  - get: thing
+    trigger: true
+{plan}
+"#,
+        sink = if plan.contains("sink") {
+            "- name: sink\n  type: mock\n  source: {file: ((file))-sink}\n"
+        } else {
+            ""
+        }
+    )
+}
+
+fn run_mock(plan: &str) -> (Fixture, Arc<Engine>, Vec<(String, i64, BuildStatus)>) {
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1"]);
+    let engine = f.engine(&mock_pipeline(plan), &[("file", &file)]);
+    let builds = run(&engine);
+    (f, engine, builds)
+}
+
+#[test]
+fn failing_task_runs_on_failure_and_fails_the_build() {
+    let (_f, engine, builds) = run_mock(
+        r#"
+  - task: broken
+    config:
+      platform: linux
+      run: {path: sh, args: [-c, 'echo about to fail; exit 4']}
+    on_failure:
+      task: report
+      config:
+        platform: linux
+        run: {path: sh, args: [-c, 'echo failure reported']}
+    on_success:
+      task: never
+      config:
+        platform: linux
+        run: {path: sh, args: [-c, 'echo wrong hook']}
+"#,
+    );
+    assert_eq!(builds, [b("job", 1, Failed)]);
+    let log = log_text(&engine, "job", 1);
+    assert!(log.contains("broken: failed: exit status 4"), "{log}");
+    assert!(log.contains("report: failure reported"), "{log}");
+    assert!(!log.contains("wrong hook"), "{log}");
+}
+
+#[test]
+fn timeout_fails_the_step_and_runs_on_failure() {
+    let started = std::time::Instant::now();
+    let (_f, engine, builds) = run_mock(
+        r#"
+  - task: slow
+    timeout: 1s
+    config:
+      platform: linux
+      run: {path: sh, args: [-c, 'sleep 30']}
+    on_failure:
+      task: after
+      config:
+        platform: linux
+        run: {path: sh, args: [-c, 'echo cleaned up']}
+"#,
+    );
+    assert_eq!(builds, [b("job", 1, Failed)]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let log = log_text(&engine, "job", 1);
+    assert!(log.contains("timed out after 1s"), "{log}");
+    assert!(log.contains("after: cleaned up"), "{log}");
+}
+
+#[test]
+fn attempts_retry_until_success() {
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1"]);
+    let counter = f.path().join("attempts");
+    let plan = format!(
+        r#"
+  - task: flaky
+    attempts: 3
+    config:
+      platform: linux
+      run: {{path: sh, args: [-c, 'echo x >> {c}; test $(wc -l < {c}) -ge 3']}}
+"#,
+        c = counter.display()
+    );
+    let engine = f.engine(&mock_pipeline(&plan), &[("file", &file)]);
+    assert_eq!(run(&engine), [b("job", 1, Succeeded)]);
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap().lines().count(),
+        3
+    );
+    let log = log_text(&engine, "job", 1);
+    assert!(
+        log.contains("attempt 2 of 3 did not succeed; retrying"),
+        "{log}"
+    );
+}
+
+#[test]
+fn in_parallel_fail_fast_cancels_siblings() {
+    let started = std::time::Instant::now();
+    let (_f, engine, builds) = run_mock(
+        r#"
+  - in_parallel:
+      fail_fast: true
+      steps:
+      - task: fails
+        config:
+          platform: linux
+          run: {path: sh, args: [-c, 'sleep 0.2; exit 1']}
+      - task: sleeps
+        config:
+          platform: linux
+          run: {path: sh, args: [-c, 'sleep 30']}
+"#,
+    );
+    assert_eq!(builds, [b("job", 1, Failed)]);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let log = log_text(&engine, "job", 1);
+    assert!(log.contains("sleeps: aborted"), "{log}");
+}
+
+#[test]
+fn artifacts_outputs_put_load_var_across_and_try() {
+    let (f, engine, builds) = run_mock(
+        r#"
+  - task: make
+    config:
+      platform: linux
+      inputs: [{name: thing}]
+      outputs: [{name: out}]
+      caches: [{path: cache}]
+      run: {path: sh, args: [-ec, 'echo "$(cat thing/ref)-built" > out/value; echo hit >> cache/hits; echo changed > thing/ref']}
+  - task: check-copy
+    input_mapping: {renamed: thing}
+    config:
+      platform: linux
+      inputs: [{name: renamed}]
+      run: {path: sh, args: [-ec, 'test "$(cat renamed/ref)" != changed']}
+  - load_var: built
+    file: out/value
+    reveal: true
+  - across:
+    - var: n
+      values: [a, b]
+    task: each
+    config:
+      platform: linux
+      params: {WHO: ((.:n)), WHAT: ((.:built))}
+      run: {path: sh, args: [-ec, 'echo "each $WHO $WHAT"']}
+  - try:
+      task: ignored
+      config:
+        platform: linux
+        run: {path: sh, args: [-c, 'exit 1']}
+  - put: sink
+    params: {from: out/value}
+  - task: after-put
+    config:
+      platform: linux
+      inputs: [{name: sink}]
+      run: {path: sh, args: [-ec, 'cat sink/ref']}
+"#,
+    );
+    assert_eq!(builds, [b("job", 1, Succeeded)]);
+    let log = log_text(&engine, "job", 1);
+    for want in [
+        "each a v1-built",
+        "each b v1-built",
+        "after-put: v1-built",
+        "sink: pushed v1-built",
+    ] {
+        assert!(log.contains(want), "{want} missing in {log}");
+    }
+    // The put's version is the newest and an output of the build.
+    let state = engine.state();
+    let newest = state.newest_version("sink").unwrap().unwrap();
+    assert_eq!(newest.version["ref"], "v1-built");
+    let build = state.build_by_name("job", 1).unwrap().unwrap();
+    assert_eq!(
+        state.build_outputs(build.id).unwrap()[0].version_id,
+        newest.id
+    );
+    drop(state);
+    // A new version builds again, with the cache kept.
+    assert_eq!(run(&engine), []);
+    std::fs::write(f.path().join("versions"), "v1\nv2\n").unwrap();
+    let again = run(&engine);
+    assert_eq!(again, [b("job", 2, Succeeded)]);
+    let hits = std::fs::read_dir(f.path().join(".tributary/caches"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path().join("hits")).unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(hits, ["hit\nhit\n"]);
+}
+
+#[test]
+fn bad_input_errors_the_build_naming_it() {
+    let table: &[(&str, &str)] = &[
+        (
+            r#"
+  - task: needs
+    config:
+      platform: linux
+      inputs: [{name: nowhere}]
+      run: {path: "true"}
+"#,
+            "missing inputs: nowhere",
+        ),
+        (
+            r#"
+  - task: var
+    config:
+      platform: linux
+      params: {X: ((.:never_loaded))}
+      run: {path: "true"}
+"#,
+            "undefined local var: ((.:never_loaded))",
+        ),
+        (
+            r#"
+  - task: ok
+    config:
+      platform: linux
+      run: {path: /nonexistent/program}
+"#,
+            "cannot start /nonexistent/program",
+        ),
+    ];
+    for (plan, want) in table {
+        let (_f, engine, builds) = run_mock(plan);
+        assert_eq!(builds, [b("job", 1, Errored)], "{want}");
+        let build = engine.state().build_by_name("job", 1).unwrap().unwrap();
+        assert!(
+            build.error.as_deref().unwrap_or_default().contains(want),
+            "{:?} lacks {want}",
+            build.error
+        );
+    }
+}
+
+#[test]
+fn failing_resource_and_unknown_image_error() {
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1"]);
+    let yaml = r#"
+resources:
+- name: thing
+  type: mock
+  source: {file: ((file))}
+- name: broken
+  type: mock
+  source: {file: ((file)), fail: true}
+jobs:
+- name: job
+  plan:
+  - get: thing
+    trigger: true
+  - put: broken
+    params: {value: x}
+"#;
+    let engine = f.engine(yaml, &[("file", &file)]);
+    assert_eq!(run(&engine), [b("job", 1, Errored)]);
+    let build = engine.state().build_by_name("job", 1).unwrap().unwrap();
+    let error = build.error.unwrap();
+    assert!(
+        error.contains("broken: out failed (exit 1): mock: told to fail"),
+        "{error}"
+    );
+    let _ = Aborted;
+}
