@@ -11,13 +11,14 @@
 //! |---|---|---|
 //! | OCI registry (distribution 2.8.2) | [`registry::Registry::start`] with [`registry::RegistryAuth`] `None`, `Basic`, `Tls`, `TlsBasic`, `Bearer` | `host()`, `base_url()`, `ca_cert_pem()`, `cert_dir()`, `credentials()`, `skopeo_args("dest")` |
 //! | Bearer tokens (Docker token spec) | started by `Registry` in `Bearer` mode | `token_server().realm()`, `.requests()` |
-//! | Test images | [`oci::OciLayout::build`], [`oci::OciLayout::build_multi_arch`] | [`oci::push`], [`oci::inspect_digest`], [`oci::inspect_raw`] |
+//! | Test images | [`oci::OciLayout::build`], [`oci::OciLayout::build_multi_arch`] | [`oci::push`], [`oci::push_image`], [`oci::inspect_digest`], [`oci::inspect_raw`], `Registry::tag_in_storage` (10,000 tags in a blink) |
 //! | git repos and histories | [`git::init_bare`], [`git::commit`], [`git::commit_files`], [`git::fast_import_history`] | [`git::git`], [`git::git_command`] (hermetic) |
 //! | `git://` | [`git::GitDaemon::start`] | `url_for("r.git")` |
 //! | `ssh://` | [`git::Sshd::start`] (four client keys) | `ssh_url(path)`, `key.git_env()`, `known_hosts_line()` |
-//! | smart HTTP with Basic auth | [`git::GitHttp::start`] | `url_for`, `url_with_credentials`, `credentials()` |
+//! | smart HTTP with Basic auth | [`git::GitHttp::start`], `start_tls` | `url_for`, `url_with_credentials`, `credentials()`, `ca_cert_pem()` |
 //! | writable Nix binary cache | [`nix::WebDavCache::start`], `start_with_basic_auth` | `url()`, `root()` |
 //! | Nix store paths and keys | [`nix::NixEnv`] (fresh `XDG_CACHE_HOME`) | `build_input_addressed`, `add_file_to_store`, [`nix::generate_key`], `copy_to_cache`, `copy_from_cache`, `verify_in_cache` |
+//! | HTTP proxy (CONNECT tunnels, forwarding) | [`proxy::HttpProxy::start`] (optional Basic proxy auth) | `url()`, `addr()`, `requests()` |
 //! | any other nginx site | [`nginx::Nginx::start`] | `addr()` |
 //! | your own server process | [`tools::ServerProcess`], [`tools::retry_start`] | `wait_listening`, `log_tail` |
 //! | bad-input conformance | [`bad_input::assert_rejects_bad_input`] | |
@@ -51,6 +52,7 @@ pub mod git;
 pub mod nginx;
 pub mod nix;
 pub mod oci;
+pub mod proxy;
 pub mod registry;
 pub mod tls;
 pub mod tools;

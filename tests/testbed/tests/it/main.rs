@@ -6,4 +6,5 @@
 mod git;
 mod nix;
 mod oci;
+mod proxy;
 mod registry;
