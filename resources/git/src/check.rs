@@ -9,7 +9,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use git2::{Commit, Direction, FetchPrune, ObjectType, Oid, Repository, Sort};
+use git2::{
+    AutotagOption, Commit, Direction, FetchPrune, ObjectType, Oid, Remote, RemoteConnection,
+    Repository, Sort,
+};
 use resource_protocol::{NotImplemented, Version};
 use sha2::{Digest, Sha256};
 
@@ -51,17 +54,22 @@ pub fn check(source: &Source, version: Option<&Version>) -> anyhow::Result<Vec<V
     let cursor = version.and_then(|v| v.get("ref")).map(String::as_str);
     let repo = open_cache(source, tag_filter.is_some())?;
     crate::config::apply_git_config(&repo, source)?;
-    let remote_refs = list_remote(&repo, source, &auth)?;
+    let uri = source.uri.trim();
+    let mut remote = open_remote(&repo, uri)?;
+    let (mut connection, remote_refs) = connect(&mut remote, &auth, uri)?;
     match &tag_filter {
         None => {
-            let Some((branch, tip)) = sync_branch(&repo, source, &auth, &remote_refs)? else {
+            let synced = sync_branch(&repo, source, &auth, &mut connection, &remote_refs)?;
+            drop(connection);
+            let Some((branch, tip)) = synced else {
                 return Ok(Vec::new());
             };
             tracing::debug!("branch {branch} is at {tip}");
             commit_versions(&repo, tip, cursor, &filters)
         }
         Some(tag_filter) => {
-            sync_all(&repo, source, &auth, &remote_refs)?;
+            sync_all(&repo, source, &auth, &mut connection, &remote_refs)?;
+            drop(connection);
             tag_versions(&repo, source, tag_filter, cursor, &filters)
         }
     }
@@ -159,17 +167,24 @@ impl RemoteRefs {
     }
 }
 
-/// Lists the remote's refs (one connection).
-pub fn list_remote(repo: &Repository, source: &Source, auth: &Auth) -> anyhow::Result<RemoteRefs> {
-    let uri = source.uri.trim();
+/// An anonymous remote for `source.uri`, after checking that its server answers.
+pub fn open_remote<'r>(repo: &'r Repository, uri: &str) -> anyhow::Result<Remote<'r>> {
     crate::transport::probe_reachable(uri)?;
-    let mut remote = repo.remote_anonymous(uri).map_err(|err| {
+    repo.remote_anonymous(uri).map_err(|err| {
         anyhow::anyhow!(
             "source.uri: {}: {}",
             redact_url(uri),
             describe_git_error(&err)
         )
-    })?;
+    })
+}
+
+/// Connects to `remote` and lists its refs; later fetches reuse the connection.
+pub fn connect<'r, 'c, 'a>(
+    remote: &'c mut Remote<'r>,
+    auth: &'a Auth,
+    uri: &str,
+) -> anyhow::Result<(RemoteConnection<'r, 'c, 'a>, RemoteRefs)> {
     let connection = remote
         .connect_auth(Direction::Fetch, Some(auth.callbacks()), None)
         .map_err(|err| {
@@ -208,36 +223,54 @@ pub fn list_remote(repo: &Repository, source: &Source, auth: &Auth) -> anyhow::R
             head_branch = Some(branch.to_owned());
         }
     }
-    Ok(RemoteRefs {
+    let refs = RemoteRefs {
         refs,
         head_branch,
         head,
         listed,
-    })
+    };
+    Ok((connection, refs))
 }
 
-/// Fetches `refspecs` from `source.uri` into `repo`.
-pub fn fetch(
-    repo: &Repository,
-    source: &Source,
-    auth: &Auth,
-    refspecs: &[&str],
-    prune: bool,
-) -> anyhow::Result<()> {
+/// Lists the remote's refs (one connection, closed afterwards).
+pub fn list_remote(repo: &Repository, source: &Source, auth: &Auth) -> anyhow::Result<RemoteRefs> {
     let uri = source.uri.trim();
-    let mut remote = repo.remote_anonymous(uri).map_err(|err| {
-        anyhow::anyhow!(
-            "source.uri: {}: {}",
-            redact_url(uri),
-            describe_git_error(&err)
-        )
-    })?;
+    let mut remote = open_remote(repo, uri)?;
+    let (_connection, refs) = connect(&mut remote, auth, uri)?;
+    Ok(refs)
+}
+
+/// What to fetch over an open connection.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchSpec<'a> {
+    /// Refspecs to fetch.
+    pub refspecs: &'a [&'a str],
+    /// Delete local refs the remote no longer has (within the refspecs).
+    pub prune: bool,
+    /// Shallow depth (0 = full history).
+    pub depth: i32,
+    /// Which tags to fetch besides the refspecs.
+    pub tags: AutotagOption,
+}
+
+/// Fetches over `connection`, which stays open for more.
+pub fn fetch_connected(
+    connection: &mut RemoteConnection<'_, '_, '_>,
+    auth: &Auth,
+    uri: &str,
+    spec: FetchSpec<'_>,
+) -> anyhow::Result<()> {
     let mut options = auth.fetch_options();
-    if prune {
+    options.download_tags(spec.tags);
+    if spec.prune {
         options.prune(FetchPrune::On);
     }
-    remote
-        .fetch(refspecs, Some(&mut options), None)
+    if spec.depth > 0 {
+        options.depth(spec.depth);
+    }
+    connection
+        .remote()
+        .fetch(spec.refspecs, Some(&mut options), None)
         .map_err(|err| {
             anyhow::anyhow!(
                 "fetching from {}: {}",
@@ -247,11 +280,22 @@ pub fn fetch(
         })
 }
 
+/// Fetching one branch, nothing else.
+fn branch_fetch<'a>(refspecs: &'a [&'a str]) -> FetchSpec<'a> {
+    FetchSpec {
+        refspecs,
+        prune: false,
+        depth: 0,
+        tags: AutotagOption::None,
+    }
+}
+
 /// Brings the tracked branch into the cache; `None` when the remote has no branches at all.
 fn sync_branch(
     repo: &Repository,
     source: &Source,
     auth: &Auth,
+    connection: &mut RemoteConnection<'_, '_, '_>,
     remote: &RemoteRefs,
 ) -> anyhow::Result<Option<(String, Oid)>> {
     let Some(branch) = remote.tracked_branch(source) else {
@@ -264,15 +308,10 @@ fn sync_branch(
         return Ok(None);
     };
     let refname = format!("refs/heads/{branch}");
+    let spec = format!("+{refname}:{refname}");
     if !remote.listed {
-        fetch(
-            repo,
-            source,
-            auth,
-            &[&format!("+{refname}:{refname}")],
-            false,
-        )
-        .with_context(|| format!("source.branch: fetching branch {branch:?}"))?;
+        fetch_connected(connection, auth, source.uri.trim(), branch_fetch(&[&spec]))
+            .with_context(|| format!("source.branch: fetching branch {branch:?}"))?;
         let tip = repo.refname_to_id(&refname)?;
         repo.set_head(&refname)?;
         return Ok(Some((branch, tip)));
@@ -285,13 +324,7 @@ fn sync_branch(
     };
     if repo.find_commit(tip).is_err() {
         tracing::info!("fetching {branch} from {}", redact_url(source.uri.trim()));
-        fetch(
-            repo,
-            source,
-            auth,
-            &[&format!("+{refname}:{refname}")],
-            false,
-        )?;
+        fetch_connected(connection, auth, source.uri.trim(), branch_fetch(&[&spec]))?;
     }
     repo.reference(&refname, tip, true, "check")?;
     repo.set_head(&refname)?;
@@ -304,6 +337,7 @@ fn sync_all(
     repo: &Repository,
     source: &Source,
     auth: &Auth,
+    connection: &mut RemoteConnection<'_, '_, '_>,
     remote: &RemoteRefs,
 ) -> anyhow::Result<()> {
     let wanted: BTreeMap<&str, Oid> = remote
@@ -331,13 +365,14 @@ fn sync_all(
             "fetching branches and tags from {}",
             redact_url(source.uri.trim())
         );
-        fetch(
-            repo,
-            source,
-            auth,
-            &["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
-            true,
-        )?;
+        let refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
+        let spec = FetchSpec {
+            refspecs: &refspecs,
+            prune: true,
+            depth: 0,
+            tags: AutotagOption::None,
+        };
+        fetch_connected(connection, auth, source.uri.trim(), spec)?;
     }
     if let Some(branch) = remote.tracked_branch(source) {
         let refname = format!("refs/heads/{branch}");

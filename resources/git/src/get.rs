@@ -16,7 +16,7 @@ use git2::{
 };
 use resource_protocol::{InvalidRequest, NotImplemented, Response, Version};
 
-use crate::check::{RemoteRefs, list_remote};
+use crate::check::{FetchSpec, RemoteRefs, connect, fetch_connected};
 use crate::config::{GetParams, Source, apply_git_config};
 use crate::metadata::{DateFormat, GitFiles, commit_metadata, write_git_files};
 use crate::transport::{Auth, describe_git_error, redact_url};
@@ -137,7 +137,22 @@ fn clone(plan: &Plan<'_>, dest: &Path, describe: &DescribeSpec) -> anyhow::Resul
         )
     })?;
     apply_git_config(&repo, source)?;
-    let remote_refs = list_remote(&repo, source, &plan.auth)?;
+    crate::transport::probe_reachable(uri)?;
+    // A destination left over from an earlier attempt already has an origin: point it here.
+    if repo.find_remote("origin").is_ok() {
+        repo.remote_set_url("origin", uri)?;
+    }
+    let mut origin = repo
+        .find_remote("origin")
+        .or_else(|_| repo.remote("origin", uri))
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "source.uri: {}: {}",
+                redact_url(uri),
+                describe_git_error(&err)
+            )
+        })?;
+    let (mut connection, remote_refs) = connect(&mut origin, &plan.auth, uri)?;
     let branch = match &plan.branch_override {
         Some(branch) => {
             tracing::info!(
@@ -157,7 +172,7 @@ fn clone(plan: &Plan<'_>, dest: &Path, describe: &DescribeSpec) -> anyhow::Resul
     } else {
         format!("+refs/heads/{branch}:refs/remotes/origin/{branch}")
     };
-    repo.remote_with_fetch("origin", uri, &fetch_spec)?;
+    repo.config()?.set_str("remote.origin.fetch", &fetch_spec)?;
     let sparse = sparse_patterns(source);
     if let Some(patterns) = &sparse {
         let mut config = repo.config()?;
@@ -171,8 +186,15 @@ fn clone(plan: &Plan<'_>, dest: &Path, describe: &DescribeSpec) -> anyhow::Resul
     }
     tracing::info!("cloning {} (branch {branch})", redact_url(uri));
     let refspecs = [fetch_spec.as_str(), "+refs/notes/*:refs/notes/*"];
-    fetch_origin(&repo, &plan.auth, &refspecs, plan.depth, plan.tags)
+    let spec = FetchSpec {
+        refspecs: &refspecs,
+        prune: false,
+        depth: plan.depth,
+        tags: plan.tags,
+    };
+    fetch_connected(&mut connection, &plan.auth, uri, spec)
         .with_context(|| format!("cloning {}", redact_url(uri)))?;
+    drop(connection);
 
     // A local branch at the remote tip, as `git clone --branch` leaves it.
     let tracking = format!("refs/remotes/origin/{branch}");

@@ -5,6 +5,25 @@
 //! `source`/`params` types), `transport` (credentials, TLS, redaction), `filter` (which commits
 //! and tags count), `check`, `get` (`in`), `put` (`out`) and `metadata` (the `.git/` files and
 //! metadata entries both `in` and `out` report).
+//!
+//! # Trying it by hand
+//!
+//! Pipe a request into the binary; the answer is the only thing on stdout, logs go to stderr:
+//!
+//! ```sh
+//! # the newest commit of a branch
+//! echo '{"source":{"uri":"https://github.com/concourse/git-resource.git","branch":"master"}}' \
+//!   | git-resource check
+//! # every commit since a known one (inclusive), oldest first, touching only assets/
+//! echo '{"source":{"uri":"https://github.com/concourse/git-resource.git","branch":"master",
+//!        "paths":["assets/*"]},"version":{"ref":"<sha>"}}' | git-resource check
+//! # fetch one of them into ./checkout
+//! echo '{"source":{"uri":"https://github.com/concourse/git-resource.git"},
+//!        "version":{"ref":"<sha>"},"params":{"depth":1}}' | git-resource in ./checkout
+//! ```
+//!
+//! `check` keeps its cache under `$TMPDIR/git-resource-repo-cache/`; a second run fetches only
+//! what is new.
 
 pub mod check;
 pub mod config;
