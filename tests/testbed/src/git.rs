@@ -1,6 +1,6 @@
 //! Git fixtures: hermetic `git` commands, bare repos, commits and big histories made with
 //! `git fast-import`, and the servers git talks to (`git daemon`, sshd, nginx + `git
-//! http-backend`).
+//! http-backend`, a Git LFS batch-API server).
 //!
 //! Every `git` run here ignores the machine's configuration (`GIT_CONFIG_NOSYSTEM=1`, `HOME` and
 //! `GIT_CONFIG_GLOBAL` pointing at a testbed-owned config) and commits as
@@ -18,6 +18,7 @@
 
 mod daemon;
 mod http;
+mod lfs;
 mod ssh;
 
 use std::io::Write;
@@ -28,6 +29,7 @@ use std::sync::OnceLock;
 use crate::tools::{require, run_command};
 pub use daemon::GitDaemon;
 pub use http::GitHttp;
+pub use lfs::{LFS_MEDIA_TYPE, LfsBatch, LfsServer, pointer as lfs_pointer};
 pub use ssh::{KEY_PASSPHRASE, SshKey, Sshd};
 
 /// The author and committer name of every fixture commit.

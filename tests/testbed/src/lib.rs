@@ -16,6 +16,7 @@
 //! | `git://` | [`git::GitDaemon::start`] | `url_for("r.git")` |
 //! | `ssh://` | [`git::Sshd::start`] (four client keys) | `ssh_url(path)`, `key.git_env()`, `known_hosts_line()` |
 //! | smart HTTP with Basic auth | [`git::GitHttp::start`], `start_tls` | `url_for`, `url_with_credentials`, `credentials()`, `ca_cert_pem()` |
+//! | Git LFS (batch API) | [`git::LfsServer::start`] (optional Basic auth) | `lfs_url(repo)` for `.lfsconfig`, `store(content)` → pointer text, `object(oid)`, `batches()` |
 //! | writable Nix binary cache | [`nix::WebDavCache::start`], `start_with_basic_auth` | `url()`, `root()` |
 //! | Nix store paths and keys | [`nix::NixEnv`] (fresh `XDG_CACHE_HOME`) | `build_input_addressed`, `add_file_to_store`, [`nix::generate_key`], `copy_to_cache`, `copy_from_cache`, `verify_in_cache` |
 //! | HTTP proxy (CONNECT tunnels, forwarding) | [`proxy::HttpProxy::start`] (optional Basic proxy auth) | `url()`, `addr()`, `requests()` |

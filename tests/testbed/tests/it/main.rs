@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod git;
+mod lfs;
 mod nix;
 mod oci;
 mod proxy;
 mod registry;
+mod support;
