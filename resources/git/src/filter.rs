@@ -5,6 +5,8 @@
 //! globs) because pipelines were written against the official resource, which shells out to git.
 //! This module only decides; it never fetches.
 
+use std::path::Path;
+
 use git2::{Commit, DiffOptions, Repository};
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use regex::Regex;
@@ -102,6 +104,21 @@ impl PathFilter {
             Ok(parent) => Some(parent.tree()?),
             Err(_) => None,
         };
+        if let Some(parent_tree) = &parent_tree {
+            if parent_tree.id() == tree.id() {
+                return Ok(false);
+            }
+            // Only literal paths: compare the entries' ids instead of diffing whole trees.
+            if self.exclude.is_empty() && self.include.iter().all(|p| p.glob.is_none()) {
+                let id = |t: &git2::Tree<'_>, path: &str| {
+                    t.get_path(Path::new(path)).ok().map(|e| e.id())
+                };
+                return Ok(self
+                    .include
+                    .iter()
+                    .any(|p| id(&tree, &p.literal) != id(parent_tree, &p.literal)));
+            }
+        }
         let mut options = DiffOptions::new();
         options.skip_binary_check(true).ignore_submodules(false);
         let diff = repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), Some(&mut options))?;

@@ -74,13 +74,6 @@ pub fn get(
 ) -> anyhow::Result<Response> {
     source.validate()?;
     crate::check::reject_unsupported(source)?;
-    if !source.commit_verification_keys.is_empty() || !source.commit_verification_key_ids.is_empty()
-    {
-        return Err(NotImplemented::new(
-            "source.commit_verification_keys / commit_verification_key_ids (GPG verification)",
-        )
-        .into());
-    }
     let auth = Auth::from_source(source);
     auth.validate()?;
     let tag_mode = source
@@ -212,6 +205,7 @@ fn clone(plan: &Plan<'_>, dest: &Path, describe: &DescribeSpec) -> anyhow::Resul
     repo.set_head(&format!("refs/heads/{branch}"))?;
 
     let target = resolve_reference(plan, &repo, &remote_refs, &branch, &refspecs)?;
+    crate::signature::verify_commit(&repo, target, source)?;
     checkout(&repo, target, &plan.reference, sparse.as_deref())?;
     let commit = repo.find_commit(target)?;
     tracing::info!(

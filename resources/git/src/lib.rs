@@ -31,6 +31,7 @@ pub mod filter;
 pub mod get;
 pub mod metadata;
 pub mod put;
+pub mod signature;
 pub mod transport;
 
 use std::path::Path;

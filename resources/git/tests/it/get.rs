@@ -464,24 +464,47 @@ fn submodules_are_updated() {
 #[test]
 fn unsupported_features_fail_loudly() {
     let (env, repo) = (Env::new(), Repo::new());
+    std::fs::write(
+        repo.path.join(".gitattributes"),
+        "*.bin filter=lfs diff=lfs merge=lfs -text\n",
+    )
+    .unwrap();
     repo.commit("f", "one");
+    let uri = repo.uri();
     let cases = [
         (
-            json!({"uri": repo.uri(), "commit_verification_keys": ["k"]}),
-            3,
-            "commit_verification_keys",
+            json!({"uri": uri, "git_crypt_key": "AAAA"}),
+            json!({"disable_git_lfs": true}),
+            1,
+            "source.git_crypt_key: git-crypt is not installed",
         ),
         (
-            json!({"uri": repo.uri(), "https_tunnel": {"proxy_host": "h", "proxy_port": 1}}),
+            json!({"uri": uri, "https_tunnel": {"proxy_host": "h", "proxy_port": 1}}),
+            json!({}),
             3,
             "source.https_tunnel",
         ),
+        (
+            json!({"uri": uri}),
+            json!({}),
+            3,
+            "fetching git-lfs objects (set params.disable_git_lfs: true to get the pointer files)",
+        ),
     ];
-    for (source, code, message) in cases {
-        let run = env.get(&dest(&env, "d"), &source, &json!({}), &json!({}));
+    for (i, (source, params, code, message)) in cases.into_iter().enumerate() {
+        let run = env.get(&dest(&env, &format!("d{i}")), &source, &json!({}), &params);
         assert_eq!(run.code, code, "{run:?}");
         assert!(run.stderr.contains(message), "{}", run.stderr);
     }
+    let d = dest(&env, "pointers");
+    env.get(
+        &d,
+        &json!({"uri": uri}),
+        &json!({}),
+        &json!({"disable_git_lfs": true}),
+    )
+    .json();
+    assert!(d.join("f").exists());
 }
 
 /// Serves `repo` over `git://` (libgit2's local transport ignores `depth`).

@@ -4,5 +4,6 @@ mod bad_input;
 mod check;
 mod get;
 mod put;
+mod signature;
 mod support;
 mod transport;
