@@ -17,6 +17,8 @@
 //! | `ssh://` | [`git::Sshd::start`] (four client keys) | `ssh_url(path)`, `key.git_env()`, `known_hosts_line()` |
 //! | smart HTTP with Basic auth | [`git::GitHttp::start`], `start_tls` | `url_for`, `url_with_credentials`, `credentials()`, `ca_cert_pem()` |
 //! | Git LFS (batch API) | [`git::LfsServer::start`] (optional Basic auth) | `lfs_url(repo)` for `.lfsconfig`, `store(content)` → pointer text, `object(oid)`, `batches()` |
+//! | signed commits and tags | [`gpg::GpgKey::generate`], [`gpg::commit_signed`], [`gpg::tag_signed`] | `fingerprint`, `key_id`, `public_armored` |
+//! | HKP keyserver | [`gpg::Keyserver::start`] | `hkp_url()`, `http_url()` |
 //! | writable Nix binary cache | [`nix::WebDavCache::start`], `start_with_basic_auth` | `url()`, `root()` |
 //! | Nix store paths and keys | [`nix::NixEnv`] (fresh `XDG_CACHE_HOME`) | `build_input_addressed`, `add_file_to_store`, [`nix::generate_key`], `copy_to_cache`, `copy_from_cache`, `verify_in_cache` |
 //! | HTTP proxy (CONNECT tunnels, forwarding) | [`proxy::HttpProxy::start`] (optional Basic proxy auth) | `url()`, `addr()`, `requests()` |
@@ -50,6 +52,7 @@
 pub mod bad_input;
 pub mod fixtures;
 pub mod git;
+pub mod gpg;
 pub mod nginx;
 pub mod nix;
 pub mod oci;

@@ -33,7 +33,7 @@ pub fn require(program: &str, package: &str) -> PathBuf {
 }
 
 /// Where `program` is installed, if anywhere.
-fn find_program(program: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
     let is_executable = |path: &Path| {
         path.metadata()
             .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod git;
+mod gpg;
 mod lfs;
 mod nix;
 mod oci;
