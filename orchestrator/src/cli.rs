@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, ValueEnum};
 
+use crate::engine::commands;
 use crate::graph;
 use crate::load::{self, Loaded};
 use crate::vars::{StaticVars, VarOptions};
@@ -42,27 +43,20 @@ pub enum Cli {
         #[command(flatten)]
         vars: VarFlags,
     },
-    /// Run a pipeline until nothing more triggers (not implemented yet).
-    Run(Later),
-    /// One manual build of a job (not implemented yet).
-    Trigger(Later),
-    /// Run one task locally, like `fly execute` (not implemented yet).
-    Execute(Later),
-    /// Check one resource (not implemented yet).
-    Check(Later),
-    /// Build history (not implemented yet).
-    Builds(Later),
-    /// A build's log (not implemented yet).
-    Logs(Later),
-    /// A resource's versions (not implemented yet).
-    Versions(Later),
-}
-
-/// Arguments of commands that are not implemented yet.
-#[derive(Debug, Args)]
-pub struct Later {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
+    /// Run a pipeline until nothing more triggers.
+    Run(commands::RunArgs),
+    /// One manual build of a job.
+    Trigger(commands::TriggerArgs),
+    /// Run one task locally, like `fly execute`.
+    Execute(commands::ExecuteArgs),
+    /// Check one resource and print the versions found.
+    Check(commands::CheckArgs),
+    /// Build history.
+    Builds(commands::BuildsArgs),
+    /// A build's log.
+    Logs(commands::LogsArgs),
+    /// A resource's versions, newest first.
+    Versions(commands::VersionsArgs),
 }
 
 /// `-l`, `-v`, `-y`.
@@ -177,17 +171,12 @@ pub fn run(cli: Cli) -> u8 {
                 }
             }
         }
-        Cli::Run(_) => not_yet("run"),
-        Cli::Trigger(_) => not_yet("trigger"),
-        Cli::Execute(_) => not_yet("execute"),
-        Cli::Check(_) => not_yet("check"),
-        Cli::Builds(_) => not_yet("builds"),
-        Cli::Logs(_) => not_yet("logs"),
-        Cli::Versions(_) => not_yet("versions"),
+        Cli::Run(args) => commands::run(args),
+        Cli::Trigger(args) => commands::trigger(args),
+        Cli::Execute(args) => commands::execute(args),
+        Cli::Check(args) => commands::check(args),
+        Cli::Builds(args) => commands::builds(args),
+        Cli::Logs(args) => commands::logs(args),
+        Cli::Versions(args) => commands::versions(args),
     }
-}
-
-fn not_yet(what: &str) -> u8 {
-    eprintln!("error: tributary {what} is not implemented yet");
-    EXIT_BAD_INPUT
 }

@@ -19,6 +19,7 @@ use crate::runner::{Cancel, LogSink, Runner, Runtime};
 use crate::schedule::{self, Concurrency, InputSpec, PassedBuild, Snapshot, VersionChoice};
 use crate::state::{Build, BuildStatus, BuildVersion, State, VersionId};
 
+pub mod commands;
 pub mod interp;
 pub mod output;
 pub mod resource;
@@ -55,6 +56,10 @@ pub struct EngineConfig {
     pub pipeline_name: String,
     /// SIGTERM-to-SIGKILL grace when cancelling.
     pub grace: Duration,
+    /// The state database (default: `state_dir/state.db`).
+    pub db: Option<PathBuf>,
+    /// The pipeline file's directory: resource binaries on the host run there.
+    pub pipeline_dir: PathBuf,
 }
 
 impl EngineConfig {
@@ -64,6 +69,8 @@ impl EngineConfig {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        // Children run in other directories: every path we hand them is absolute.
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         let name = pipeline
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -71,11 +78,13 @@ impl EngineConfig {
         EngineConfig {
             runtime: Runtime::Host,
             state_dir: dir.join(".tributary"),
+            pipeline_dir: dir.clone(),
             resource_dir: default_resource_dir(),
             overrides: BTreeMap::new(),
             output: OutputMode::Human,
             pipeline_name: name,
             grace: crate::runner::DEFAULT_GRACE,
+            db: None,
         }
     }
 }
@@ -175,9 +184,17 @@ impl Engine {
         redact: &BTreeSet<String>,
         config: EngineConfig,
     ) -> Result<Arc<Engine>, EngineError> {
+        let mut config = config;
+        if let Ok(dir) = std::path::absolute(&config.state_dir) {
+            config.state_dir = dir;
+        }
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|e| EngineError::Io(config.state_dir.display().to_string(), e))?;
-        let state = State::open(&config.state_dir.join("state.db"))?;
+        let db = config
+            .db
+            .clone()
+            .unwrap_or_else(|| config.state_dir.join("state.db"));
+        let state = State::open(&db)?;
         Ok(Self::with_state(pipeline, redact, config, state))
     }
 
@@ -239,6 +256,16 @@ impl Engine {
 
     /// Checks one resource; returns how many versions it now has.
     pub async fn check_resource(self: &Arc<Self>, name: &str) -> Result<usize, String> {
+        self.check_resource_from(name, None).await.map(|(n, _)| n)
+    }
+
+    /// Checks one resource from `from` (default: its newest version); returns how many
+    /// versions it now has and what the check answered.
+    pub async fn check_resource_from(
+        self: &Arc<Self>,
+        name: &str,
+        from: Option<resource_protocol::Version>,
+    ) -> Result<(usize, Vec<resource_protocol::Version>), String> {
         let resource = self
             .pipeline
             .resource(name)
@@ -247,9 +274,9 @@ impl Engine {
             let version =
                 resource_protocol::wire::version([("override", dir.display().to_string())]);
             self.state()
-                .save_checked_versions(name, &[version])
+                .save_checked_versions(name, std::slice::from_ref(&version))
                 .map_err(|e| e.to_string())?;
-            return Ok(1);
+            return Ok((1, vec![version]));
         }
         let source = self.resource_source(name).unwrap_or_default();
         let source = interp::resolve_object(&source, &interp::Scope::default())
@@ -258,11 +285,14 @@ impl Engine {
         let imp = self
             .type_impl(&resource.type_, log.clone(), self.cancel.child())
             .await?;
-        let newest = self
-            .state()
-            .newest_version(name)
-            .map_err(|e| e.to_string())?
-            .map(|v| v.version);
+        let newest = match from {
+            Some(v) => Some(v),
+            None => self
+                .state()
+                .newest_version(name)
+                .map_err(|e| e.to_string())?
+                .map(|v| v.version),
+        };
         let mut request = serde_json::json!({"source": source});
         if let Some(v) = newest {
             request["version"] = serde_json::json!(v);
@@ -300,7 +330,8 @@ impl Engine {
         state
             .save_checked_versions(name, &versions)
             .map_err(|e| e.to_string())?;
-        Ok(state.versions(name).map_err(|e| e.to_string())?.len())
+        let count = state.versions(name).map_err(|e| e.to_string())?.len();
+        Ok((count, versions))
     }
 
     /// Checks every resource once, reporting failures and carrying on.

@@ -114,6 +114,9 @@ impl Engine {
             .resource_dir
             .join(format!("{type_name}-resource"));
         if !binary.is_file() {
+            build_with_cargo(&binary, type_name);
+        }
+        if !binary.is_file() {
             return Err(format!(
                 "resource type {type_name}: {} not found (build it with `cargo build --release`, \
                  or set TRIBUTARY_RESOURCE_DIR)",
@@ -257,6 +260,7 @@ impl Engine {
                     mounts: call.mounts,
                     stdin,
                     capture_stdout: true,
+                    host_cwd: Some(self.config.pipeline_dir.clone()),
                     ..ProcessSpec::default()
                 };
                 (spec, self.host.clone())
@@ -301,5 +305,40 @@ impl Engine {
             Err(RunError::Cancelled) => Err("cancelled".into()),
             Err(e) => Err(format!("{}: {e}", call.op)),
         }
+    }
+}
+
+/// Under `cargo run` (which sets `CARGO` and `CARGO_MANIFEST_DIR`), builds a missing resource
+/// binary with the same profile, so `cargo run -p tributary -- run …` works on a fresh clone.
+fn build_with_cargo(binary: &Path, type_name: &str) {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock();
+    if binary.is_file() {
+        return;
+    }
+    let (Some(cargo), Some(manifest_dir)) = (
+        std::env::var_os("CARGO"),
+        std::env::var_os("CARGO_MANIFEST_DIR"),
+    ) else {
+        return;
+    };
+    let Some(package) = binary.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    if !Path::new(&manifest_dir).join("../resources").is_dir() {
+        return;
+    }
+    let release = binary
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|p| p == "release");
+    eprintln!("building the {type_name} resource ({package}) with cargo");
+    let mut command = resource_protocol::process::command(&cargo, Path::new(&manifest_dir));
+    command.args(["build", "--quiet", "-p", &package]);
+    if release {
+        command.arg("--release");
+    }
+    if let Err(e) = command.status() {
+        eprintln!("cannot build {package}: {e}");
     }
 }

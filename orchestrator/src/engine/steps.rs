@@ -171,6 +171,18 @@ impl BuildCtx {
 impl Engine {
     /// Runs a created build to its end and records its status.
     pub async fn run_build(self: &Arc<Self>, build: &Build) -> BuildStatus {
+        self.run_build_with(build, BTreeMap::new(), &BTreeMap::new())
+            .await
+    }
+
+    /// Runs a build with `preset` artifacts (`execute -i`), copying the artifacts named in
+    /// `export` to their directories at the end (`execute -o`).
+    pub async fn run_build_with(
+        self: &Arc<Self>,
+        build: &Build,
+        preset: BTreeMap<String, PathBuf>,
+        export: &BTreeMap<String, PathBuf>,
+    ) -> BuildStatus {
         let Some(job) = self.pipeline.job(&build.job).cloned() else {
             let _ = self
                 .state()
@@ -196,7 +208,7 @@ impl Engine {
             job: job.clone(),
             dir: dir.clone(),
             inputs,
-            artifacts: Mutex::new(BTreeMap::new()),
+            artifacts: Mutex::new(preset),
             counter: AtomicU64::new(0),
         });
         let _ = self.state().start_build(build.id);
@@ -232,6 +244,17 @@ impl Engine {
             Outcome::Errored(e) => Some(e.clone()),
             _ => None,
         };
+        for (name, dest) in export {
+            match ctx.artifact(name) {
+                Some(dir) => {
+                    let _ = std::fs::remove_dir_all(dest);
+                    if let Err(e) = copy_tree(&dir, dest) {
+                        ctx.log("", "event", &format!("output {name}: {e}"));
+                    }
+                }
+                None => ctx.log("", "event", &format!("output {name}: not produced")),
+            }
+        }
         ctx.log("", "event", &format!("build {}", status.as_str()));
         let _ = self
             .state()
@@ -885,6 +908,7 @@ async fn task_step(
         },
         stdin: Vec::new(),
         capture_stdout: false,
+        host_cwd: None,
     };
     let runner = if spec.rootfs.is_some() {
         engine.runner.clone()

@@ -87,6 +87,8 @@ impl Fixture {
             output: OutputMode::Quiet,
             pipeline_name: "test".into(),
             grace: Duration::from_millis(300),
+            db: None,
+            pipeline_dir: self.path().to_owned(),
         };
         Engine::new(loaded.pipeline, &loaded.redact, config).unwrap()
     }

@@ -52,7 +52,9 @@ impl Runner for HostRunner {
                 }
             }
             let dir = spec.dir.trim_matches('/');
-            let cwd = if dir.is_empty() {
+            let cwd = if let Some(cwd) = &spec.host_cwd {
+                cwd.clone()
+            } else if dir.is_empty() {
                 spec.work_host.clone()
             } else {
                 spec.work_host.join(dir)

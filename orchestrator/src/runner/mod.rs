@@ -87,6 +87,9 @@ pub struct ProcessSpec {
     pub stdin: Vec<u8>,
     /// Collect stdout instead of logging it (a resource's answer).
     pub capture_stdout: bool,
+    /// On the host only: run here instead of the build directory (resource binaries run in
+    /// the pipeline's directory, so relative paths in a `source` mean the same as for the user).
+    pub host_cwd: Option<PathBuf>,
 }
 
 /// How a process ended.
@@ -156,6 +159,15 @@ impl Runtime {
             "runc" => Runtime::Runc,
             _ => return None,
         })
+    }
+
+    /// The runtime's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Host => "host",
+            Runtime::Bwrap => "bwrap",
+            Runtime::Runc => "runc",
+        }
     }
 
     /// The best runtime that works here: runc (limits) when it runs as root, else bwrap,

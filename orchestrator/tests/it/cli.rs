@@ -236,19 +236,25 @@ fn graph_of_an_invalid_pipeline_is_bad_input() {
 }
 
 #[test]
-fn later_commands_say_not_implemented() {
-    for cmd in [
-        "run", "trigger", "execute", "check", "builds", "logs", "versions",
-    ] {
+fn engine_commands_report_missing_files_as_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "p.yml", "--job", "x"], "p.yml: invalid pipeline"),
+        (&["trigger", "p.yml", "x"], "p.yml: invalid pipeline"),
+        (&["execute", "-c", "p.yml"], "p.yml: No such file"),
+        (&["check", "p.yml", "r"], "p.yml: invalid pipeline"),
+        (&["builds", "p.yml"], "no state yet"),
+        (&["logs", "p.yml", "j"], "no state yet"),
+        (&["versions", "p.yml", "r"], "no state yet"),
+    ];
+    for (args, want) in cases {
         let out = tributary()
-            .args([cmd, "p.yml", "--job", "x"])
+            .current_dir(dir.path())
+            .args(*args)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(3), "{cmd}");
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains(&format!("tributary {cmd} is not implemented yet")),
-            "{stderr}"
-        );
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
     }
 }
