@@ -112,6 +112,8 @@ pub struct ServerProcess {
     child: Child,
     watchdog: Option<Child>,
     log: PathBuf,
+    /// The log's length when this process started: earlier lines belong to earlier attempts.
+    log_start: u64,
 }
 
 /// How often a watchdog checks that the test process is alive, in seconds.
@@ -144,6 +146,7 @@ impl ServerProcess {
             .stdout(open_log()?)
             .stderr(open_log()?)
             .process_group(0);
+        let log_start = std::fs::metadata(log).map_or(0, |meta| meta.len());
         let child = command
             .spawn()
             .map_err(|e| format!("{name}: cannot run {:?}: {e}", command.get_program()))?;
@@ -153,6 +156,7 @@ impl ServerProcess {
             child,
             watchdog,
             log: log.to_owned(),
+            log_start,
         })
     }
 
@@ -180,6 +184,15 @@ impl ServerProcess {
                 return Err(self.failure(&format!("exited ({status}) before listening on {addr}")));
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                // Something listens; if our server says the port was taken, that is another
+                // test's server and ours is about to give up.
+                if self
+                    .log_since_start()
+                    .to_ascii_lowercase()
+                    .contains("already in use")
+                {
+                    return Err(self.failure(&format!("found {addr} already in use")));
+                }
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -210,6 +223,12 @@ impl ServerProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// What the server logged since it started (this attempt only).
+    fn log_since_start(&self) -> String {
+        let len = std::fs::metadata(&self.log).map_or(0, |meta| meta.len());
+        read_tail(&self.log, len.saturating_sub(self.log_start))
     }
 
     /// The exit status if the server has stopped.
@@ -361,6 +380,32 @@ mod tests {
         assert!(alive(grandchild.trim()));
         drop(server);
         wait_until_dead(grandchild.trim(), "grandchild survived the guard");
+    }
+
+    #[test]
+    fn a_port_taken_by_someone_else_is_reported_not_mistaken_for_ours() {
+        let dir = temp_dir("tools");
+        let log = dir.path().join("log");
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let sh = require("sh", "dash");
+        let mut command = resource_protocol::process::command(&sh, dir.path());
+        command.args([
+            "-c",
+            "echo 'bind: address already in use' >&2; sleep 0.5; echo retrying >&2; sleep 60",
+        ]);
+        let mut server = ServerProcess::spawn("squatter", command, &log).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let err = server
+            .wait_listening(addr, Duration::from_secs(5))
+            .unwrap_err();
+        assert!(err.contains("already in use"), "{err}");
+        drop(server);
+        // A later attempt logging to the same file is not blamed for the earlier one.
+        let mut command = resource_protocol::process::command(&sh, dir.path());
+        command.args(["-c", "sleep 60"]);
+        let mut server = ServerProcess::spawn("second", command, &log).unwrap();
+        server.wait_listening(addr, Duration::from_secs(5)).unwrap();
     }
 
     #[test]
