@@ -1,7 +1,9 @@
 //! A token server per the Docker registry token spec, for the registry's Bearer mode.
 //!
 //! `GET /token?service=…&scope=…` (scopes may repeat) and the OAuth2 form `POST /token`
-//! (`grant_type=password`) answer `{"token", "access_token", "expires_in", "issued_at"}`.
+//! (`grant_type=password` or `refresh_token`) answer `{"token", "access_token", "expires_in",
+//! "issued_at"}`, plus `refresh_token` when authenticated clients ask for one
+//! (`offline_token=true`, `access_type=offline`).
 //! Anonymous requests get only the `pull` actions they ask for; valid Basic credentials get
 //! everything they ask for; wrong credentials get 401. Tokens are RS256 JWTs whose header carries
 //! the signing certificate in `x5c`, which the registry checks against its `rootcertbundle`.
@@ -199,18 +201,35 @@ async fn token_post(State(issuer): State<Arc<Issuer>>, body: String) -> Response
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.clone())
     };
-    if param("grant_type").as_deref() != Some("password") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "UNSUPPORTED",
-            "unsupported grant_type",
-        );
-    }
-    let credentials = param("username").zip(param("password"));
+    let credentials = match param("grant_type").as_deref() {
+        Some("password") => param("username").zip(param("password")),
+        Some("refresh_token") => {
+            if param("refresh_token").as_deref() != Some(issuer.refresh_token().as_str()) {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "invalid refresh token",
+                );
+            }
+            Some((issuer.user.clone(), issuer.pass.clone()))
+        }
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "UNSUPPORTED",
+                "unsupported grant_type",
+            );
+        }
+    };
     issuer.answer(credentials, &params)
 }
 
 impl Issuer {
+    /// The one refresh token this server issues (to the accepted user) and accepts.
+    fn refresh_token(&self) -> String {
+        format!("testbed-refresh-{}", self.user)
+    }
+
     /// Checks the credentials, records the request and answers with a token (or 401).
     fn answer(
         &self,
@@ -258,12 +277,20 @@ impl Issuer {
         });
         let token = self.sign(&claims);
         let issued_at = humantime_utc(now);
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "token": token,
             "access_token": token,
             "expires_in": TOKEN_LIFETIME_SECS,
             "issued_at": issued_at,
         });
+        // `offline_token=true` (GET) and `access_type=offline` (POST) ask for a refresh token.
+        let offline = params.iter().any(|(key, value)| {
+            (key == "offline_token" && value == "true")
+                || (key == "access_type" && value == "offline")
+        });
+        if authenticated && offline {
+            body["refresh_token"] = serde_json::Value::String(self.refresh_token());
+        }
         (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],

@@ -236,12 +236,38 @@ fn token_server_follows_the_docker_token_spec() {
             {"type": "repository", "name": "c", "actions": ["push"]}]),
         ),
         case("GET", query, &bad, "", 401, "", serde_json::Value::Null),
-        case("POST", "", form, password_form, 200, "carol", pull_push_a_b),
+        case(
+            "POST",
+            "",
+            form,
+            password_form,
+            200,
+            "carol",
+            pull_push_a_b.clone(),
+        ),
         case(
             "POST",
             "",
             form,
             "grant_type=refresh_token&refresh_token=x",
+            401,
+            "",
+            serde_json::Value::Null,
+        ),
+        case(
+            "POST",
+            "",
+            form,
+            "grant_type=refresh_token&refresh_token=testbed-refresh-carol&scope=repository:a/b:pull,push",
+            200,
+            "carol",
+            pull_push_a_b,
+        ),
+        case(
+            "POST",
+            "",
+            form,
+            "grant_type=client_credentials",
             400,
             "",
             serde_json::Value::Null,
@@ -276,4 +302,12 @@ fn token_server_follows_the_docker_token_spec() {
         assert_eq!(claims["aud"], TOKEN_SERVICE);
         assert!(claims["exp"].as_u64().unwrap() > claims["nbf"].as_u64().unwrap());
     }
+    // Authenticated clients asking for an offline token get the refresh token.
+    let url = format!("{realm}?service=test-registry&offline_token=true&client_id=x");
+    let (_, body) = http_request("GET", &url, &good, "");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["refresh_token"], "testbed-refresh-carol", "{answer}");
+    let (_, body) = http_request("GET", &url, &[], "");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(answer.get("refresh_token").is_none(), "{answer}");
 }
