@@ -207,7 +207,7 @@ impl NixEnv {
     }
 
     /// Pushes `paths` (with their closures) to the cache at `url` with `nix copy`, signing with
-    /// `key` when given.
+    /// `key` when given. `url` may carry store parameters (`?compression=none`).
     pub fn copy_to_cache(
         &self,
         url: &str,
@@ -216,7 +216,11 @@ impl NixEnv {
     ) -> Result<(), String> {
         let mut to = url.to_owned();
         if let Some(key) = key {
-            to.push_str(&format!("?secret-key={}", key.secret_file.display()));
+            let separator = if to.contains('?') { '&' } else { '?' };
+            to.push_str(&format!(
+                "{separator}secret-key={}",
+                key.secret_file.display()
+            ));
         }
         let mut command = self.command("nix");
         command

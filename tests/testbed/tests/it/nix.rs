@@ -68,3 +68,29 @@ fn content_addressed_paths_and_basic_auth_cache() {
         .unwrap_or_else(|e| panic!("{e}\nnginx log:\n{}", cache.log_tail()));
     assert!(cache.root().join("nix-cache-info").exists());
 }
+
+#[test]
+fn verify_reports_a_modified_nar_and_a_missing_signature_by_exit_code() {
+    let cache = WebDavCache::start();
+    let env = NixEnv::new();
+    let signed = env.build_input_addressed("testbed-verify-signed", "signed\n", &[]);
+    let unsigned = env.build_input_addressed("testbed-verify-unsigned", "unsigned\n", &[]);
+    let key = generate_key(&env, "testbed-verify-1");
+    let url = format!("{}?compression=none", cache.url());
+    env.copy_to_cache(&url, &[&signed], Some(&key)).unwrap();
+    env.copy_to_cache(&url, &[&unsigned], None).unwrap();
+    assert_eq!(env.verify_in_cache(&cache.url(), &unsigned, &key.public), 2);
+    assert_eq!(env.verify_in_cache(&cache.url(), &signed, &key.public), 0);
+
+    // Flip the content inside the signed path's NAR (same length): the hash no longer matches.
+    let nar_dir = cache.root().join("nar");
+    for entry in std::fs::read_dir(&nar_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if let Some(at) = bytes.windows(7).position(|w| w == b"signed\n") {
+            bytes[at] = b'S';
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    assert_eq!(env.verify_in_cache(&cache.url(), &signed, &key.public), 1);
+}
