@@ -13,7 +13,7 @@ use git2::{
     AutotagOption, Commit, Direction, FetchPrune, ObjectType, Oid, Remote, RemoteConnection,
     Repository, Sort,
 };
-use resource_protocol::{NotImplemented, Version};
+use resource_protocol::Version;
 use sha2::{Digest, Sha256};
 
 use crate::config::Source;
@@ -42,7 +42,6 @@ impl Filters {
 /// Runs `check`.
 pub fn check(source: &Source, version: Option<&Version>) -> anyhow::Result<Vec<Version>> {
     source.validate()?;
-    reject_unsupported(source)?;
     let auth = Auth::from_source(source);
     auth.validate()?;
     let tag_filter = TagFilter::from_source(source)?;
@@ -75,20 +74,17 @@ pub fn check(source: &Source, version: Option<&Version>) -> anyhow::Result<Vec<V
     }
 }
 
-/// Source fields we accept but cannot honour yet fail loudly instead of being ignored.
-pub fn reject_unsupported(source: &Source) -> Result<(), NotImplemented> {
-    if source.https_tunnel.is_some() {
-        return Err(NotImplemented::new(
-            "source.https_tunnel (ssh through an http proxy)",
-        ));
-    }
-    Ok(())
-}
-
 /// The cache directory for this source: one bare repository per uri, branch and mode.
 pub fn cache_dir(source: &Source, tag_mode: bool) -> PathBuf {
     let mut hasher = Sha256::new();
-    hasher.update(source.uri.trim().as_bytes());
+    hasher.update(
+        source
+            .original_uri
+            .as_deref()
+            .unwrap_or(&source.uri)
+            .trim()
+            .as_bytes(),
+    );
     hasher.update([0]);
     hasher.update(
         source

@@ -90,6 +90,10 @@ pub struct Source {
     /// Verbose logs.
     #[serde(default, deserialize_with = "lenient::option_bool")]
     pub debug: Option<bool>,
+    /// The configured `uri` when `uri` was rewritten to go through an `https_tunnel` (not part
+    /// of the request).
+    #[serde(skip)]
+    pub original_uri: Option<String>,
 }
 
 impl Source {

@@ -73,7 +73,6 @@ pub fn get(
     dest: &Path,
 ) -> anyhow::Result<Response> {
     source.validate()?;
-    crate::check::reject_unsupported(source)?;
     let auth = Auth::from_source(source);
     auth.validate()?;
     let tag_mode = source
@@ -235,7 +234,11 @@ fn clone(plan: &Plan<'_>, dest: &Path, describe: &DescribeSpec) -> anyhow::Resul
     } else {
         plan.reference.clone()
     };
-    let metadata = commit_metadata(&repo, &commit, Some(uri));
+    let shown_uri = source.original_uri.as_deref().unwrap_or(uri);
+    if source.original_uri.is_some() {
+        repo.remote_set_url("origin", shown_uri)?;
+    }
+    let metadata = commit_metadata(&repo, &commit, Some(shown_uri));
     let describe_ref = describe.run(&repo);
     write_git_files(
         &dest.join(".git"),

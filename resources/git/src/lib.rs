@@ -33,6 +33,7 @@ pub mod metadata;
 pub mod put;
 pub mod signature;
 pub mod transport;
+pub mod tunnel;
 
 use std::path::Path;
 
@@ -52,16 +53,22 @@ impl Resource for GitResource {
 
     fn check(&self, request: CheckRequest<Source>) -> anyhow::Result<Vec<Version>> {
         transport::configure_libgit2();
-        check::check(&request.source, request.version.as_ref())
+        request.source.validate()?;
+        let source = tunnel::route(&request.source)?;
+        check::check(&source, request.version.as_ref())
     }
 
     fn get(&self, request: InRequest<Source, GetParams>, dest: &Path) -> anyhow::Result<Response> {
         transport::configure_libgit2();
-        get::get(&request.source, &request.version, &request.params, dest)
+        request.source.validate()?;
+        let source = tunnel::route(&request.source)?;
+        get::get(&source, &request.version, &request.params, dest)
     }
 
     fn put(&self, request: OutRequest<Source, PutParams>, src: &Path) -> anyhow::Result<Response> {
         transport::configure_libgit2();
-        put::put(&request.source, &request.params, src)
+        request.source.validate()?;
+        let source = tunnel::route(&request.source)?;
+        put::put(&source, &request.params, src)
     }
 }

@@ -28,7 +28,6 @@ enum PushOutcome {
 /// Runs `out`.
 pub fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Result<Response> {
     source.validate()?;
-    crate::check::reject_unsupported(source)?;
     let auth = Auth::from_source(source);
     auth.validate()?;
     let repository = params

@@ -479,12 +479,6 @@ fn unsupported_features_fail_loudly() {
             "source.git_crypt_key: git-crypt is not installed",
         ),
         (
-            json!({"uri": uri, "https_tunnel": {"proxy_host": "h", "proxy_port": 1}}),
-            json!({}),
-            3,
-            "source.https_tunnel",
-        ),
-        (
             json!({"uri": uri}),
             json!({}),
             3,

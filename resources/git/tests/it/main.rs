@@ -7,3 +7,4 @@ mod put;
 mod signature;
 mod support;
 mod transport;
+mod tunnel;
