@@ -22,8 +22,10 @@
 //! | writable Nix binary cache | [`nix::WebDavCache::start`], `start_with_basic_auth` | `url()`, `root()` |
 //! | Nix store paths and keys | [`nix::NixEnv`] (fresh `XDG_CACHE_HOME`) | `build_input_addressed`, `add_file_to_store`, [`nix::generate_key`], `copy_to_cache`, `copy_from_cache`, `verify_in_cache` |
 //! | HTTP proxy (CONNECT tunnels, forwarding) | [`proxy::HttpProxy::start`] (optional Basic proxy auth) | `url()`, `addr()`, `requests()` |
-//! | any other nginx site | [`nginx::Nginx::start`] | `addr()` |
+//! | any other nginx site | [`nginx::Nginx::start`], `start_tls` | `addr()` |
+//! | a CA and server certificate | [`tls::generate_ca`] | `ca_cert_pem`, `cert_dir`, `server_cert`, `server_key` |
 //! | your own server process | [`tools::ServerProcess`], [`tools::retry_start`] | `wait_listening`, `log_tail` |
+//! | programs and temp dirs | [`tools::require`] (panics with the apt package), [`tools::temp_dir`], [`tools::fast_temp_dir`] (tmpfs), [`tools::run`] | |
 //! | bad-input conformance | [`bad_input::assert_rejects_bad_input`] | |
 //!
 //! ```no_run
