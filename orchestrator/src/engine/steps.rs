@@ -667,7 +667,7 @@ async fn put_step(
         .map(|n| Mount {
             host: artifacts[n].clone(),
             dest: format!("/tmp/build/put/{n}"),
-            readonly: false,
+            readonly: true,
         })
         .collect();
     let source = engine.resource_source(resource).unwrap_or_default();

@@ -19,16 +19,23 @@ pub(crate) fn resource_dir() -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let profile = target.file_name().unwrap().to_string_lossy().into_owned();
         // Built once per target dir (nextest runs every test in its own process).
-        if !target.join("git-resource").exists() {
+        let binaries = ["git-resource", "registry-image-resource"];
+        if binaries.iter().any(|b| !target.join(b).exists()) {
             let mut build = resource_protocol::process::command(&cargo, workspace);
-            build.args(["build", "-p", "git-resource"]);
+            build.arg("build");
+            for b in binaries {
+                build.args(["-p", b]);
+            }
             if profile == "release" {
                 build.arg("--release");
             }
             resource_protocol::process::output_checked(&mut build).unwrap();
         }
         let dir = tempfile::tempdir().unwrap().keep();
-        std::os::unix::fs::symlink(target.join("git-resource"), dir.join("git-resource")).unwrap();
+        // Copies, not links: another package's build may replace the originals meanwhile.
+        for b in binaries {
+            std::fs::copy(target.join(b), dir.join(b)).unwrap();
+        }
         let mock = dir.join("mock-resource");
         std::fs::write(&mock, MOCK_RESOURCE).unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -74,13 +81,17 @@ impl Fixture {
     }
 
     fn engine(&self, yaml: &str, vars: &[(&str, &str)]) -> Arc<Engine> {
+        self.engine_on(Runtime::Host, yaml, vars)
+    }
+
+    fn engine_on(&self, runtime: Runtime, yaml: &str, vars: &[(&str, &str)]) -> Arc<Engine> {
         let vars = crate::vars::StaticVars::from_pairs(
             vars.iter().map(|(k, v)| (*k, serde_json::json!(v))),
         );
         let loaded = crate::load::load_str(yaml, "pipeline.yml", &vars);
         assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
         let config = EngineConfig {
-            runtime: Runtime::Host,
+            runtime,
             state_dir: self.path().join(".tributary"),
             resource_dir: resource_dir(),
             overrides: BTreeMap::new(),
@@ -507,4 +518,153 @@ jobs:
         "{error}"
     );
     let _ = Aborted;
+}
+
+/// A custom resource type whose `/opt/resource` scripts record what they were asked.
+const SCRIPTED_CHECK: &str = "#!/bin/sh\ncat > /dev/null\necho '[{\"n\":\"1\"}]'\n";
+const SCRIPTED_IN: &str =
+    "#!/bin/sh\ncat > /dev/null\necho fetched > \"$1/note\"\necho '{\"version\":{\"n\":\"1\"}}'\n";
+const SCRIPTED_OUT: &str = "#!/bin/sh\ncat > /dev/null\nls \"$1\" >&2\necho \"put by $BUILD_JOB_NAME\" >&2\necho '{\"version\":{\"n\":\"2\"}}'\n";
+
+const REGISTRY_PIPELINE: &str = r#"
+resource_types:
+- name: scripted
+  type: registry-image
+  source: {repository: ((registry))/tools/scripted, tag: latest, insecure: true}
+resources:
+- name: repo
+  type: git
+  source: {uri: ((repo)), branch: main}
+- name: app-image
+  type: registry-image
+  source: {repository: ((registry))/out/app, tag: latest, insecure: true}
+- name: note
+  type: scripted
+  source: {}
+jobs:
+- name: build
+  plan:
+  - get: repo
+    trigger: true
+  - task: compile
+    config:
+      platform: linux
+      image_resource:
+        type: registry-image
+        source: {repository: ((registry))/library/busybox, tag: latest, insecure: true}
+      inputs: [{name: repo}]
+      outputs: [{name: built}]
+      run:
+        path: sh
+        args: [-ec, 'cat repo/app.txt; test -x /bin/busybox; cp -a repo/layout built/layout; echo "in $(pwd)"']
+  - put: app-image
+    params: {image: built/layout}
+- name: verify
+  plan:
+  - get: app-image
+    trigger: true
+    passed: [build]
+    params: {skip_download: true}
+  - get: repo
+    passed: [build]
+  - put: note
+    params: {files: app-image/digest}
+"#;
+
+#[test]
+fn registry_pipeline_with_image_resource_custom_type_and_put() {
+    use testbed::oci::{ImageSpec, LayerSpec, OciLayout, push_image};
+    use testbed::registry::{Registry, RegistryAuth};
+    let registry = Registry::start(RegistryAuth::None);
+    push_image(&registry, "library/busybox:latest", &ImageSpec::default());
+    let scripts = [
+        ("opt/resource/check", SCRIPTED_CHECK),
+        ("opt/resource/in", SCRIPTED_IN),
+        ("opt/resource/out", SCRIPTED_OUT),
+    ];
+    push_image(
+        &registry,
+        "tools/scripted:latest",
+        &ImageSpec {
+            layers: &[LayerSpec {
+                files: &scripts,
+                ..LayerSpec::default()
+            }],
+            ..ImageSpec::default()
+        },
+    );
+    for runtime in [Runtime::Bwrap, Runtime::Runc] {
+        let f = Fixture::new();
+        f.git(&["init", "-q", "-b", "main"]);
+        // The "build output": an OCI layout committed to the repository.
+        let layout = OciLayout::new();
+        layout.build(
+            "app",
+            &ImageSpec {
+                layers: &[LayerSpec {
+                    files: &[("app.txt", "app v1\n")],
+                    ..LayerSpec::default()
+                }],
+                ..ImageSpec::default()
+            },
+        );
+        crate::runner::rootfs::copy_tree(layout.path(), &f.path().join("repo/layout")).unwrap();
+        f.commit("app.txt", "v1");
+        let repo = f.path().join("repo").display().to_string();
+        let host = registry.host();
+        let engine = f.engine_on(
+            runtime,
+            REGISTRY_PIPELINE,
+            &[("repo", repo.as_str()), ("registry", host.as_str())],
+        );
+        let name = runtime.name();
+        assert_eq!(
+            run(&engine),
+            [b("build", 1, Succeeded), b("verify", 1, Succeeded)],
+            "{name}: {}\n{}",
+            log_text(&engine, "build", 1),
+            engine
+                .state()
+                .build_by_name("verify", 1)
+                .ok()
+                .flatten()
+                .map(|_| log_text(&engine, "verify", 1))
+                .unwrap_or_default()
+        );
+        let build_log = log_text(&engine, "build", 1);
+        assert!(
+            build_log.contains("compile: v1in /tmp/build/"),
+            "{name}: {build_log}"
+        );
+        let verify_log = log_text(&engine, "verify", 1);
+        assert!(
+            verify_log.contains("note: app-image"),
+            "{name}: {verify_log}"
+        );
+        assert!(
+            verify_log.contains("note: put by verify"),
+            "{name}: {verify_log}"
+        );
+        // The pushed image is the version both jobs saw.
+        let state = engine.state();
+        let pushed = state.newest_version("app-image").unwrap().unwrap();
+        let verify = state.build_by_name("verify", 1).unwrap().unwrap();
+        let inputs = state.build_inputs(verify.id).unwrap();
+        assert!(inputs.iter().any(|i| i.version_id == pushed.id), "{name}");
+        assert!(
+            testbed::oci::inspect_digest(&registry, "out/app:latest") == pushed.version["digest"],
+            "{name}"
+        );
+        drop(state);
+        // A new commit: one new build of each.
+        f.commit("app.txt", "v2");
+        let again = run(&engine);
+        assert_eq!(
+            again[0],
+            b("build", 2, Succeeded),
+            "{name}: {}",
+            log_text(&engine, "build", 2)
+        );
+        let _ = again;
+    }
 }

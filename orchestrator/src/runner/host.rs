@@ -1,6 +1,7 @@
 //! The host runner: no isolation, the process runs in the build directory on the host.
 //!
-//! Bind mounts below the build directory (caches) become symlinks; the environment is the
+//! Bind mounts below the build directory become symlinks (writable: caches) or hard-linked
+//! copies (read-only: put inputs); the environment is the
 //! spec's plus the host's `PATH` and `HOME` when the spec has none. A rootfs is ignored.
 
 use std::path::Path;
@@ -46,8 +47,17 @@ impl Runner for HostRunner {
                             std::fs::create_dir_all(parent)
                                 .map_err(|e| RunError::Prepare(e.to_string()))?;
                         }
-                        std::os::unix::fs::symlink(&mount.host, &link)
-                            .map_err(|e| RunError::Prepare(format!("{}: {e}", link.display())))?;
+                        if mount.readonly {
+                            // Read-only inputs: a tree of hard links (tools that walk
+                            // directories often do not follow symlinks), a copy if that fails.
+                            super::rootfs::link_tree(&mount.host, &link).map_err(|e| {
+                                RunError::Prepare(format!("{}: {e}", link.display()))
+                            })?;
+                        } else {
+                            std::os::unix::fs::symlink(&mount.host, &link).map_err(|e| {
+                                RunError::Prepare(format!("{}: {e}", link.display()))
+                            })?;
+                        }
                     }
                 }
             }

@@ -91,6 +91,25 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     .map_err(std::io::Error::other)
 }
 
+/// Makes `to` a tree of hard links to `from`'s files (`cp -al`), or a copy across filesystems.
+pub fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let cwd = from.parent().unwrap_or(Path::new("/"));
+    let linked = output_checked(
+        command("cp", cwd)
+            .arg("-al")
+            .arg("--no-target-directory")
+            .arg(from)
+            .arg(to),
+    );
+    match linked {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            let _ = std::fs::remove_dir_all(to);
+            copy_tree(from, to)
+        }
+    }
+}
+
 /// Image rootfs directories cached by digest: `<dir>/<hex>/rootfs` plus `metadata.json`.
 #[derive(Clone, Debug)]
 pub struct RootfsCache {
