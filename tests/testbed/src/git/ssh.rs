@@ -118,6 +118,10 @@ impl Sshd {
         )
         .expect("write authorized_keys");
         let user = current_user(path);
+        // Sessions get an empty HOME: the login shell (bash sources ~/.bashrc for ssh commands)
+        // and git then read nothing from the machine's account, and start fast.
+        let session_home = path.join("session-home");
+        std::fs::create_dir_all(&session_home).expect("create ssh session home");
         let config = path.join("sshd_config");
         let log = path.join("sshd.log");
         let (process, addr) = retry_start("sshd", |port| {
@@ -130,10 +134,11 @@ impl Sshd {
                      PubkeyAuthentication yes\nPasswordAuthentication no\n\
                      KbdInteractiveAuthentication no\nUsePAM no\n\
                      PermitRootLogin prohibit-password\nUseDNS no\nMaxStartups 100\n\
-                     LogLevel VERBOSE\n",
+                     LogLevel VERBOSE\nSetEnv HOME={home} GIT_CONFIG_NOSYSTEM=1\n",
                     host = host.path.display(),
                     authorized = authorized.display(),
                     pid = path.join("sshd.pid").display(),
+                    home = session_home.display(),
                 ),
             )
             .map_err(|e| format!("write sshd_config: {e}"))?;

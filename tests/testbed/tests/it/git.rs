@@ -165,6 +165,22 @@ fn sshd_accepts_every_key_kind() {
         sshd.known_hosts_line()
             .starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 ", sshd.addr().port()))
     );
+    // The known_hosts line satisfies strict host key checking.
+    let known_hosts = sshd.dir().join("client_known_hosts");
+    std::fs::write(&known_hosts, sshd.known_hosts_line()).unwrap();
+    let strict = [(
+        "GIT_SSH_COMMAND".to_owned(),
+        format!(
+            "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes \
+             -o UserKnownHostsFile={} -o BatchMode=yes",
+            sshd.key.path.display(),
+            known_hosts.display()
+        ),
+    )];
+    assert_eq!(ls_remote_main(&url, &strict).unwrap(), sha);
+    std::fs::write(&known_hosts, "[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n").unwrap();
+    let err = ls_remote_main(&url, &strict).unwrap_err();
+    assert!(err.contains("Host key verification failed"), "{err}");
     let pushed = clone_commit_push(&url, &sshd.key.git_env());
     assert_eq!(git(&repo, &["rev-parse", "main"]), pushed);
 }
