@@ -20,6 +20,13 @@ use crate::config::Source;
 use crate::filter::{MessageFilter, PathFilter, TagFilter};
 use crate::transport::{Auth, describe_git_error, redact_url};
 
+/// Commits fetched by a cold check beyond `version_depth`, so that a few skipped commits
+/// (ci-skip, paths) do not force a second fetch.
+const SHALLOW_MARGIN: usize = 20;
+
+/// libgit2's "fetch everything" depth (`GIT_FETCH_DEPTH_UNSHALLOW`).
+const UNSHALLOW: i32 = i32::MAX;
+
 /// The settings of one check, resolved from `source`.
 struct Filters {
     paths: PathFilter,
@@ -58,13 +65,48 @@ pub fn check(source: &Source, version: Option<&Version>) -> anyhow::Result<Vec<V
     let (mut connection, remote_refs) = connect(&mut remote, &auth, uri)?;
     match &tag_filter {
         None => {
-            let synced = sync_branch(&repo, source, &auth, &mut connection, &remote_refs)?;
+            let shallow_depth =
+                i32::try_from(filters.depth.saturating_add(SHALLOW_MARGIN)).unwrap_or(i32::MAX);
+            let synced = sync_branch(
+                &repo,
+                source,
+                &auth,
+                &mut connection,
+                &remote_refs,
+                shallow_depth,
+            )?;
             drop(connection);
             let Some((branch, tip)) = synced else {
                 return Ok(Vec::new());
             };
             tracing::debug!("branch {branch} is at {tip}");
-            commit_versions(&repo, tip, cursor, &filters)
+            match commit_versions(&repo, tip, cursor, &filters)? {
+                Walk::Complete(versions) => Ok(versions),
+                Walk::NeedsHistory => {
+                    tracing::info!("fetching the rest of the history of {branch}");
+                    let refname = format!("refs/heads/{branch}");
+                    let spec = format!("+{refname}:{refname}");
+                    let mut remote = open_remote(&repo, uri)?;
+                    let (mut connection, _) = connect(&mut remote, &auth, uri)?;
+                    let refspecs = [spec.as_str()];
+                    let mut fetch = branch_fetch(&refspecs);
+                    fetch.depth = UNSHALLOW;
+                    fetch_connected(&mut connection, &auth, uri, fetch)?;
+                    drop(connection);
+                    drop(remote);
+                    // libgit2 keeps the old shallow grafts in memory: read the cache afresh.
+                    let repo = Repository::open_bare(repo.path())?;
+                    match commit_versions(&repo, tip, cursor, &filters)? {
+                        Walk::Complete(versions) => Ok(versions),
+                        Walk::NeedsHistory => {
+                            anyhow::bail!(
+                                "the cache of {} is still shallow after fetching the whole history",
+                                redact_url(uri)
+                            )
+                        }
+                    }
+                }
+            }
         }
         Some(tag_filter) => {
             sync_all(&repo, source, &auth, &mut connection, &remote_refs)?;
@@ -293,6 +335,7 @@ fn sync_branch(
     auth: &Auth,
     connection: &mut RemoteConnection<'_, '_, '_>,
     remote: &RemoteRefs,
+    shallow_depth: i32,
 ) -> anyhow::Result<Option<(String, Oid)>> {
     let Some(branch) = remote.tracked_branch(source) else {
         if remote.refs.keys().any(|r| r.starts_with("refs/heads/")) {
@@ -320,7 +363,15 @@ fn sync_branch(
     };
     if repo.find_commit(tip).is_err() {
         tracing::info!("fetching {branch} from {}", redact_url(source.uri.trim()));
-        fetch_connected(connection, auth, source.uri.trim(), branch_fetch(&[&spec]))?;
+        let refspecs = [spec.as_str()];
+        let mut fetch = branch_fetch(&refspecs);
+        if repo.find_reference(&refname).is_err() && crate::transport::is_network(source.uri.trim())
+        {
+            // A new cache: the newest commits usually answer the check; the rest of the
+            // history is fetched only if the walk reaches the shallow boundary.
+            fetch.depth = shallow_depth;
+        }
+        fetch_connected(connection, auth, source.uri.trim(), fetch)?;
     }
     repo.reference(&refname, tip, true, "check")?;
     repo.set_head(&refname)?;
@@ -385,10 +436,14 @@ fn commit_versions(
     tip: Oid,
     cursor: Option<&str>,
     filters: &Filters,
-) -> anyhow::Result<Vec<Version>> {
-    let cursor = cursor
-        .and_then(|r| Oid::from_str(r).ok())
-        .and_then(|oid| repo.find_commit(oid).ok());
+) -> anyhow::Result<Walk> {
+    let boundary = shallow_boundary(repo);
+    let cursor_oid = cursor.and_then(|r| Oid::from_str(r).ok());
+    let cursor = cursor_oid.and_then(|oid| repo.find_commit(oid).ok());
+    if cursor_oid.is_some() && cursor.is_none() && !boundary.is_empty() {
+        // The cursor may lie beyond the shallow boundary.
+        return Ok(Walk::NeedsHistory);
+    }
     let mut walk = repo.revwalk()?;
     walk.simplify_first_parent()?;
     walk.push(tip)?;
@@ -403,7 +458,11 @@ fn commit_versions(
     };
     let mut found = Vec::new();
     for oid in walk {
-        let commit = repo.find_commit(oid?)?;
+        let oid = oid?;
+        if boundary.contains(&oid) {
+            return Ok(Walk::NeedsHistory);
+        }
+        let commit = repo.find_commit(oid)?;
         if filters.commit_counts(repo, &commit)? {
             found.push(commit.id());
             if found.len() >= limit {
@@ -411,11 +470,30 @@ fn commit_versions(
             }
         }
     }
-    Ok(found
-        .into_iter()
-        .rev()
-        .map(|oid| resource_protocol::wire::version([("ref", oid.to_string())]))
-        .collect())
+    Ok(Walk::Complete(
+        found
+            .into_iter()
+            .rev()
+            .map(|oid| resource_protocol::wire::version([("ref", oid.to_string())]))
+            .collect(),
+    ))
+}
+
+/// The outcome of a walk over a possibly shallow cache.
+enum Walk {
+    /// The versions, oldest first.
+    Complete(Vec<Version>),
+    /// The walk reached the shallow boundary (or the cursor may lie beyond it).
+    NeedsHistory,
+}
+
+/// The commits at the shallow boundary of `repo` (their parents were not fetched).
+fn shallow_boundary(repo: &Repository) -> HashSet<Oid> {
+    std::fs::read_to_string(repo.path().join("shallow"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| Oid::from_str(line.trim()).ok())
+        .collect()
 }
 
 /// A tag that matched the filter.

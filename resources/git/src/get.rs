@@ -92,6 +92,14 @@ pub fn get(
     };
     let depth = i32::try_from(params.depth.unwrap_or(0))
         .map_err(|_| InvalidRequest::new("params.depth: too large"))?;
+    let depth = if depth > 0 && !crate::transport::is_network(source.uri.trim()) {
+        tracing::info!(
+            "params.depth: ignored for a local repository (read directly, never shallow)"
+        );
+        0
+    } else {
+        depth
+    };
     let plan = Plan {
         source,
         params,

@@ -272,6 +272,12 @@ pub fn probe_reachable(uri: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Whether `uri` names a server (as opposed to a local path or `file://`, which libgit2 reads
+/// directly and cannot fetch shallow).
+pub fn is_network(uri: &str) -> bool {
+    host_and_port(uri).is_some()
+}
+
 /// The server and port of a network URL; `None` for local paths and `file://`.
 fn host_and_port(uri: &str) -> Option<(String, u16)> {
     let (scheme, rest) = match uri.split_once("://") {

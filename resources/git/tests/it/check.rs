@@ -610,3 +610,56 @@ fn file_urls_and_git_config() {
     });
     assert_eq!(env.check(&source, None).json(), refs(&[&r1]));
 }
+
+/// Over `git://` a new cache starts shallow; the walk fetches the rest of the history only when
+/// it reaches the shallow boundary.
+#[test]
+fn shallow_cache_deepens_when_needed() {
+    let repo = Repo::new();
+    let first = repo.commit("docs/readme", "first");
+    let tip = testbed::git::fast_import_history(&repo.path, 60);
+    repo.git(&["reset", "-q", "--hard", &tip]);
+    let all = repo.git(&["rev-list", "--reverse", "main"]);
+    let all: Vec<&str> = all.lines().collect();
+    let daemon = testbed::git::GitDaemon::start(repo.path.parent().unwrap());
+    let uri = daemon.url_for("repo");
+    let source = json!({"uri": uri});
+    let cache_is_shallow = |env: &Env| {
+        let root = env.dir.path().join("tmp/git-resource-repo-cache");
+        std::fs::read_dir(root)
+            .unwrap()
+            .any(|d| d.unwrap().path().join("shallow").exists())
+    };
+
+    let env = Env::new();
+    assert_eq!(env.check(&source, None).json(), refs(&[&tip]));
+    assert!(cache_is_shallow(&env), "a new cache is shallow");
+    // Incremental on top of the shallow cache.
+    let next = repo.commit("f", "next");
+    assert_eq!(
+        env.check(&source, Some(json!({"ref": tip}))).json(),
+        refs(&[&tip, &next])
+    );
+    // A cursor beyond the boundary: the whole range, after fetching the history.
+    let expected: Vec<&str> = all[5..].iter().copied().chain([next.as_str()]).collect();
+    assert_eq!(
+        env.check(&source, Some(json!({"ref": all[5]}))).json(),
+        refs(&expected)
+    );
+    assert!(!cache_is_shallow(&env));
+
+    // paths matching only the first commit, on a new cache.
+    let env = Env::new();
+    assert_eq!(
+        env.check(&json!({"uri": uri, "paths": ["docs"]}), None)
+            .json(),
+        refs(&[&first])
+    );
+    // A cursor unknown to a new shallow cache.
+    let env = Env::new();
+    let expected: Vec<&str> = all[1..].iter().copied().chain([next.as_str()]).collect();
+    assert_eq!(
+        env.check(&source, Some(json!({"ref": all[1]}))).json(),
+        refs(&expected)
+    );
+}
