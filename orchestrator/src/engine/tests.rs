@@ -668,3 +668,133 @@ fn registry_pipeline_with_image_resource_custom_type_and_put() {
         let _ = again;
     }
 }
+
+/// The `tributary` binary of this target dir (built for the integration tests; built here if
+/// missing).
+fn tributary_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().unwrap().parent().unwrap().to_owned();
+    let binary = target.join("tributary");
+    if !binary.exists() {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        resource_protocol::process::output_checked(
+            resource_protocol::process::command(&cargo, workspace).args([
+                "build",
+                "-p",
+                "tributary",
+                "--bin",
+                "tributary",
+            ]),
+        )
+        .unwrap();
+    }
+    binary
+}
+
+#[test]
+fn killed_run_leaves_a_consistent_database_and_restart_marks_the_build_errored() {
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1"]);
+    let marker = f.path().join("started");
+    let pipeline = f.path().join("pipeline.yml");
+    let plan = format!(
+        r#"
+  - task: slow
+    config:
+      platform: linux
+      inputs: [{{name: thing}}]
+      run:
+        path: sh
+        args: [-c, 'if [ "$(cat thing/ref)" = v1 ]; then echo $$ > {m}; sleep 30; fi']
+"#,
+        m = marker.display()
+    );
+    std::fs::write(&pipeline, mock_pipeline(&plan)).unwrap();
+    let tributary = |args: &[&str]| {
+        let mut command = resource_protocol::process::command(tributary_binary(), f.path());
+        command
+            .args(args)
+            .args(["-v", &format!("file={file}"), "--runtime", "host"])
+            .env(RESOURCE_DIR_ENV, resource_dir());
+        command
+    };
+    let mut child = tributary(&["run", "pipeline.yml"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A crash: no chance to clean up.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let task_pid: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The task leads its own process group, which outlived us.
+    let _ = rustix::process::kill_process_group(
+        rustix::process::Pid::from_raw(task_pid).unwrap(),
+        rustix::process::Signal::KILL,
+    );
+    // Restarting recovers: the interrupted build is errored, and v1 (already used) does not
+    // build again.
+    let out = tributary(&["run", "pipeline.yml"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let builds = |f: &Fixture| {
+        let out = resource_protocol::process::output_checked(
+            resource_protocol::process::command(tributary_binary(), f.path())
+                .args(["builds", "pipeline.yml"]),
+        )
+        .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let table = builds(&f);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{table}");
+    assert!(
+        rows[0].contains("\tjob\t1\terrored\t") && rows[0].ends_with("\tinterrupted"),
+        "{table}"
+    );
+    // It carries on: a new version builds.
+    std::fs::write(&file, "v1\nv2\n").unwrap();
+    let out = tributary(&["run", "pipeline.yml"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = builds(&f);
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("\tjob\t2\tsucceeded\t"),
+        "{table}"
+    );
+    let log = resource_protocol::process::output_checked(
+        resource_protocol::process::command(tributary_binary(), f.path()).args([
+            "logs",
+            "pipeline.yml",
+            "job",
+            "1",
+        ]),
+    )
+    .unwrap();
+    let log = String::from_utf8(log.stdout).unwrap();
+    assert!(log.contains("build interrupted"), "{log}");
+}
