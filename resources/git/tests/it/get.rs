@@ -616,3 +616,43 @@ fn deepening_stops_when_the_ref_does_not_exist() {
         run.stderr
     );
 }
+
+#[test]
+fn submodule_credentials_reach_http_submodules() {
+    let env = Env::new();
+    let sub = Repo::bare_with(1);
+    let http = testbed::git::GitHttp::start(sub.path.parent().unwrap(), "subuser", "sub-pa55");
+    let sub_url = http.url_for("bare.git");
+    let repo = Repo::new();
+    repo.commit("f", "one");
+    // Register the submodule by hand: the fixture git has no credentials for it.
+    let sub_sha = git_in(&sub.path, &["rev-parse", "main"]);
+    std::fs::write(
+        repo.path.join(".gitmodules"),
+        format!("[submodule \"sub\"]\n\tpath = sub\n\turl = {sub_url}\n"),
+    )
+    .unwrap();
+    repo.git(&["add", ".gitmodules"]);
+    repo.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &format!("160000,{sub_sha},sub"),
+    ]);
+    repo.git(&["commit", "-q", "-m", "add sub"]);
+    let source = json!({"uri": repo.uri(), "submodule_credentials": [
+        {"host": "127.0.0.1", "username": "subuser", "password": "sub-pa55"}
+    ]});
+    let d = dest(&env, "with");
+    env.get(&d, &source, &json!({}), &json!({})).json();
+    assert_eq!(git_in(&d.join("sub"), &["rev-parse", "HEAD"]), sub_sha);
+    let run = env.get(
+        &dest(&env, "without"),
+        &json!({"uri": repo.uri()}),
+        &json!({}),
+        &json!({}),
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("submodule sub"), "{}", run.stderr);
+    assert!(!run.stderr.contains("sub-pa55"));
+}

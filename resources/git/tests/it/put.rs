@@ -224,3 +224,34 @@ fn bad_params_are_rejected() {
         run.stderr
     );
 }
+
+#[test]
+fn push_options_reach_the_server() {
+    let env = Env::new();
+    let (remote, clone, src) = setup(&env);
+    git_in(
+        &remote.path,
+        &["config", "receive.advertisePushOptions", "true"],
+    );
+    let hook = remote.path.join("hooks/pre-receive");
+    let seen = env.dir.path().join("push-options");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nenv | grep '^GIT_PUSH_OPTION_[0-9]' | sort > {}\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let daemon = testbed::git::GitDaemon::start(remote.path.parent().unwrap());
+    let sha = clone.commit("f", "with options");
+    let source = json!({"uri": daemon.url_for("bare.git"), "branch": "main"});
+    let params = json!({"repository": "repo", "push_options": ["ci.skip", "merge_request.create"]});
+    env.put(&src, &source, &params).json();
+    assert_eq!(git_in(&remote.path, &["rev-parse", "main"]), sha);
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        "GIT_PUSH_OPTION_0=ci.skip\nGIT_PUSH_OPTION_1=merge_request.create\n"
+    );
+}
