@@ -328,6 +328,68 @@ impl PutStep {
     pub fn resource_name(&self) -> &str {
         self.resource.as_deref().unwrap_or(&self.name)
     }
+
+    /// The artifacts `out` receives, out of those the build has: for `detect`, the ones named
+    /// as the first path segment of any string in `params` (at any depth).
+    pub fn input_artifacts(&self, available: &[String]) -> Vec<String> {
+        match &self.inputs {
+            PutInputs::All => available.to_vec(),
+            PutInputs::Only(names) => names.clone(),
+            PutInputs::Detect => {
+                let mut mentioned = Vec::new();
+                if let Some(params) = &self.params {
+                    params
+                        .values()
+                        .for_each(|v| first_segments(v, &mut mentioned));
+                }
+                available
+                    .iter()
+                    .filter(|a| mentioned.contains(a))
+                    .cloned()
+                    .collect()
+            }
+        }
+    }
+}
+
+fn first_segments(value: &Json, out: &mut Vec<String>) {
+    match value {
+        Json::String(s) => {
+            let first = s
+                .trim_start_matches("./")
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            if !first.is_empty() {
+                out.push(first.to_string());
+            }
+        }
+        Json::Array(items) => items.iter().for_each(|v| first_segments(v, out)),
+        Json::Object(map) => map.values().for_each(|v| first_segments(v, out)),
+        _ => {}
+    }
+}
+
+impl LoadVarStep {
+    /// The format to read the file with: `format:`, else from the extension, else `trim`.
+    pub fn effective_format(&self) -> LoadVarFormat {
+        self.format.unwrap_or_else(|| {
+            if self.file.ends_with(".json") {
+                LoadVarFormat::Json
+            } else if self.file.ends_with(".yml") || self.file.ends_with(".yaml") {
+                LoadVarFormat::Yaml
+            } else {
+                LoadVarFormat::Trim
+            }
+        })
+    }
+}
+
+impl Resource {
+    /// How often to check (the default is one minute).
+    pub fn check_interval(&self) -> CheckEvery {
+        self.check_every.unwrap_or(CheckEvery::DEFAULT)
+    }
 }
 
 /// `inputs:` of a put step.
@@ -1036,5 +1098,62 @@ impl TaskConfig {
             self.container_limits.as_ref().map(limits_json),
         );
         Json::Object(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(inputs: PutInputs, params: Json) -> PutStep {
+        PutStep {
+            name: "img".into(),
+            resource: None,
+            inputs,
+            params: params.as_object().cloned(),
+            get_params: None,
+            no_get: false,
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn put_inputs_detect_first_path_segments() {
+        let available: Vec<String> = ["image", "src", "version", "unused"]
+            .map(String::from)
+            .to_vec();
+        let params = json!({"image": "image/image.tar", "tags": ["./version/tag"], "deep": {"x": "src"}, "n": 1});
+        let cases = [
+            (PutInputs::Detect, vec!["image", "src", "version"]),
+            (PutInputs::All, vec!["image", "src", "version", "unused"]),
+            (PutInputs::Only(vec!["src".into()]), vec!["src"]),
+        ];
+        for (inputs, want) in cases {
+            assert_eq!(
+                put(inputs.clone(), params.clone()).input_artifacts(&available),
+                want,
+                "{inputs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn load_var_format_defaults_from_the_extension() {
+        let cases = [
+            ("a/v.json", None, LoadVarFormat::Json),
+            ("a/v.yml", None, LoadVarFormat::Yaml),
+            ("a/v.yaml", None, LoadVarFormat::Yaml),
+            ("a/tag", None, LoadVarFormat::Trim),
+            ("a/v.json", Some(LoadVarFormat::Raw), LoadVarFormat::Raw),
+        ];
+        for (file, format, want) in cases {
+            let step = LoadVarStep {
+                name: "v".into(),
+                file: file.into(),
+                format,
+                reveal: false,
+            };
+            assert_eq!(step.effective_format(), want, "{file}");
+        }
     }
 }
