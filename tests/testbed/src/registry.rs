@@ -128,13 +128,12 @@ impl Registry {
         }
         let token_server = match &auth {
             RegistryAuth::Bearer { user, pass } => {
-                let server =
-                    TokenServer::start(dir.path(), TOKEN_SERVICE, TOKEN_ISSUER, user, pass);
+                let server = TokenServer::start(TOKEN_SERVICE, TOKEN_ISSUER, user, pass);
                 auth_yaml = format!(
                     "auth:\n  token:\n    realm: {}\n    service: {TOKEN_SERVICE}\n    \
                      issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
                     server.realm(),
-                    dir.path().join("token.crt").display()
+                    server.root_cert_path().display()
                 );
                 Some(server)
             }

@@ -68,6 +68,31 @@ pub fn temp_dir(purpose: &str) -> tempfile::TempDir {
         .expect("create temp dir")
 }
 
+/// A directory of slow-to-make fixture files (RSA keys, certificates) shared by every test on
+/// the machine, so each test does not pay for key generation. `populate` fills a scratch dir
+/// that is then renamed into place, so no test ever sees a half-made one. Callers must never
+/// modify the files, and must change `name` whenever `populate` changes.
+pub fn machine_cache(name: &str, populate: impl FnOnce(&Path)) -> PathBuf {
+    let root = std::env::temp_dir().join("testbed-cache");
+    let dir = root.join(name);
+    if dir.is_dir() {
+        return dir;
+    }
+    std::fs::create_dir_all(&root).expect("create testbed cache dir");
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!(".{name}-"))
+        .tempdir_in(&root)
+        .expect("create testbed cache scratch dir");
+    populate(scratch.path());
+    let scratch = scratch.keep();
+    // Losing the race to another process is fine: its copy is as good as ours.
+    if std::fs::rename(&scratch, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    assert!(dir.is_dir(), "testbed cache {} missing", dir.display());
+    dir
+}
+
 /// A fresh temp dir on tmpfs (`/dev/shm`) when it is writable, else under `/tmp`.
 ///
 /// For storage that sees many small writes (registry blobs, thousands of tags): about ten times
@@ -406,6 +431,25 @@ mod tests {
         command.args(["-c", "sleep 60"]);
         let mut server = ServerProcess::spawn("second", command, &log).unwrap();
         server.wait_listening(addr, Duration::from_secs(5)).unwrap();
+    }
+
+    #[test]
+    fn machine_cache_populates_once() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("self-test-{}-{nanos}", std::process::id());
+        let calls = std::cell::Cell::new(0);
+        let populate = |dir: &Path| {
+            calls.set(calls.get() + 1);
+            std::fs::write(dir.join("f"), "x").unwrap();
+        };
+        let first = machine_cache(&name, populate);
+        let second = machine_cache(&name, populate);
+        assert_eq!((first.clone(), calls.get()), (second, 1));
+        assert_eq!(std::fs::read_to_string(first.join("f")).unwrap(), "x");
+        std::fs::remove_dir_all(first).unwrap();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! An OpenSSH server for git over `ssh://`, with client keys of each kind tests need.
 //!
-//! The server accepts public keys only. Four client keys are authorized: ed25519 in OpenSSH
+//! The server accepts public keys only. Keys are made once per machine (RSA generation is slow)
+//! and shared read-only by every test. Four client keys are authorized: ed25519 in OpenSSH
 //! format without and with a passphrase, and RSA in PEM (`BEGIN RSA PRIVATE KEY`) format without
 //! and with a passphrase. scp-style URLs (`user@host:path`) cannot name a port, so only
 //! `ssh://` URLs reach this server.
@@ -78,12 +79,24 @@ impl Sshd {
         // sshd refuses to start without its privilege-separation directory.
         std::fs::create_dir_all("/run/sshd")
             .unwrap_or_else(|e| panic!("sshd: cannot create /run/sshd: {e}"));
-        let generate = |name: &str, kind: &[&str], passphrase: Option<&str>| -> SshKey {
-            let file = path.join(name);
-            let mut args = vec!["-q", "-C", name, "-f", file.to_str().expect("utf-8 path")];
-            args.extend_from_slice(kind);
-            args.extend_from_slice(&["-N", passphrase.unwrap_or("")]);
-            run(&keygen, &args, path);
+        let keys = crate::tools::machine_cache("ssh-keys-v1", |dir| {
+            // Few KDF rounds: a protected key then decrypts in milliseconds, not half a second.
+            let ed25519 = ["-t", "ed25519", "-a", "2"];
+            let rsa_pem = ["-t", "rsa", "-b", "2048", "-m", "PEM"];
+            for (name, kind, passphrase) in [
+                ("host_ed25519", &ed25519[..], ""),
+                ("id_ed25519", &ed25519[..], ""),
+                ("id_ed25519_protected", &ed25519[..], KEY_PASSPHRASE),
+                ("id_rsa_pem", &rsa_pem[..], ""),
+                ("id_rsa_pem_protected", &rsa_pem[..], KEY_PASSPHRASE),
+            ] {
+                let mut args = vec!["-q", "-C", name, "-f", name, "-N", passphrase];
+                args.extend_from_slice(kind);
+                run(&keygen, &args, dir);
+            }
+        });
+        let load = |name: &str, passphrase: Option<&str>| -> SshKey {
+            let file = keys.join(name);
             let askpass = passphrase.map(|passphrase| {
                 let script = path.join(format!("askpass-{name}"));
                 std::fs::write(&script, format!("#!/bin/sh\necho '{passphrase}'\n"))
@@ -100,15 +113,11 @@ impl Sshd {
                 askpass,
             }
         };
-        // Few KDF rounds: a protected key then decrypts in milliseconds, not half a second.
-        let ed25519 = ["-t", "ed25519", "-a", "2"];
-        let rsa_pem = ["-t", "rsa", "-b", "2048", "-m", "PEM"];
-        let host = generate("host_ed25519", &ed25519, None);
-        let key = generate("id_ed25519", &ed25519, None);
-        let encrypted_key = generate("id_ed25519_protected", &ed25519, Some(KEY_PASSPHRASE));
-        let rsa_pem_key = generate("id_rsa_pem", &rsa_pem, None);
-        let encrypted_rsa_pem_key =
-            generate("id_rsa_pem_protected", &rsa_pem, Some(KEY_PASSPHRASE));
+        let host = load("host_ed25519", None);
+        let key = load("id_ed25519", None);
+        let encrypted_key = load("id_ed25519_protected", Some(KEY_PASSPHRASE));
+        let rsa_pem_key = load("id_rsa_pem", None);
+        let encrypted_rsa_pem_key = load("id_rsa_pem_protected", Some(KEY_PASSPHRASE));
         let authorized = path.join("authorized_keys");
         std::fs::write(
             &authorized,

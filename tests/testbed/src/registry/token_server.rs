@@ -10,7 +10,7 @@
 //! Runs in-process on its own thread and tokio runtime; stops when dropped.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -43,6 +43,7 @@ pub struct TokenRequest {
 pub struct TokenServer {
     addr: SocketAddr,
     state: Arc<Issuer>,
+    root_cert: PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -59,59 +60,13 @@ struct Issuer {
 }
 
 impl TokenServer {
-    /// Generates an RSA signing key and certificate in `dir` (the certificate, `token.crt`, is
-    /// the registry's `rootcertbundle`) and starts serving tokens for `service` as `issuer`.
-    pub fn start(dir: &Path, service: &str, issuer: &str, user: &str, pass: &str) -> TokenServer {
-        let openssl = require("openssl", "openssl");
-        run(
-            &openssl,
-            [
-                "req",
-                "-x509",
-                "-nodes",
-                "-newkey",
-                "rsa:2048",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=testbed token issuer",
-                "-keyout",
-                "token.key",
-                "-out",
-                "token.crt",
-            ],
-            dir,
-        );
-        run(
-            &openssl,
-            [
-                "pkcs8",
-                "-topk8",
-                "-nocrypt",
-                "-in",
-                "token.key",
-                "-outform",
-                "DER",
-                "-out",
-                "token.pk8",
-            ],
-            dir,
-        );
-        run(
-            &openssl,
-            [
-                "x509",
-                "-in",
-                "token.crt",
-                "-outform",
-                "DER",
-                "-out",
-                "token.der",
-            ],
-            dir,
-        );
-        let pkcs8 = std::fs::read(dir.join("token.pk8")).expect("read token key");
-        let cert_der = std::fs::read(dir.join("token.der")).expect("read token certificate");
+    /// Starts serving tokens for `service` as `issuer`, accepting `user`/`pass`. The RSA signing
+    /// key and its self-signed certificate ([`TokenServer::root_cert_path`], the registry's
+    /// `rootcertbundle`) are made once per machine.
+    pub fn start(service: &str, issuer: &str, user: &str, pass: &str) -> TokenServer {
+        let keys = crate::tools::machine_cache("token-signing-key-v1", generate_signing_key);
+        let pkcs8 = std::fs::read(keys.join("token.pk8")).expect("read token key");
+        let cert_der = std::fs::read(keys.join("token.der")).expect("read token certificate");
         let key = ring::signature::RsaKeyPair::from_pkcs8(&pkcs8).expect("parse token key");
         let state = Arc::new(Issuer {
             key,
@@ -154,8 +109,14 @@ impl TokenServer {
         TokenServer {
             addr,
             state,
+            root_cert: keys.join("token.crt"),
             shutdown: Some(shutdown),
         }
+    }
+
+    /// The PEM certificate of the signing key: the registry's `rootcertbundle`.
+    pub fn root_cert_path(&self) -> &Path {
+        &self.root_cert
     }
 
     /// The token endpoint, the registry's `realm`: `http://127.0.0.1:PORT/token`.
@@ -178,6 +139,52 @@ impl Drop for TokenServer {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+}
+
+/// Writes an RSA 2048 key (`token.pk8`, PKCS#8 DER) and its self-signed certificate
+/// (`token.crt` PEM, `token.der` DER) into `dir`.
+fn generate_signing_key(dir: &Path) {
+    let openssl = require("openssl", "openssl");
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-nodes",
+            "-newkey",
+            "rsa:2048",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=testbed token issuer",
+            "-keyout",
+            "token.key",
+            "-out",
+            "token.crt",
+        ],
+        &[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            "token.key",
+            "-outform",
+            "DER",
+            "-out",
+            "token.pk8",
+        ],
+        &[
+            "x509",
+            "-in",
+            "token.crt",
+            "-outform",
+            "DER",
+            "-out",
+            "token.der",
+        ],
+    ];
+    for args in steps {
+        run(&openssl, args, dir);
     }
 }
 
