@@ -14,7 +14,7 @@ use git2::{
     AutotagOption, DescribeFormatOptions, DescribeOptions, FetchOptions, Oid, Repository,
     SubmoduleUpdateOptions,
 };
-use resource_protocol::{InvalidRequest, NotImplemented, Response, Version};
+use resource_protocol::{InvalidRequest, Response, Version};
 
 use crate::check::{FetchSpec, RemoteRefs, connect, fetch_connected};
 use crate::config::{GetParams, Source, apply_git_config};
@@ -225,7 +225,10 @@ fn clone(plan: &Plan<'_>, dest: &Path, describe: &DescribeSpec) -> anyhow::Resul
         unlock_git_crypt(plan, dest)?;
     }
     update_submodules(plan, &repo, plan.depth)?;
-    check_lfs(plan, dest)?;
+    if !plan.params.disable_git_lfs.unwrap_or(false) {
+        let remote_url = source.original_uri.as_deref().unwrap_or(uri);
+        crate::lfs::smudge(&repo, dest, remote_url, &plan.auth)?;
+    }
 
     for extra in &plan.params.fetch {
         let spec = format!("+refs/heads/{extra}:refs/remotes/origin/{extra}");
@@ -459,21 +462,6 @@ fn unlock_git_crypt(plan: &Plan<'_>, dest: &Path) -> anyhow::Result<()> {
         }
         other => anyhow::anyhow!("source.git_crypt_key: {other}"),
     })?;
-    Ok(())
-}
-
-/// Refuses to hand over LFS pointer files as if they were the content.
-fn check_lfs(plan: &Plan<'_>, dest: &Path) -> anyhow::Result<()> {
-    if plan.params.disable_git_lfs.unwrap_or(false) {
-        return Ok(());
-    }
-    let attributes = std::fs::read_to_string(dest.join(".gitattributes")).unwrap_or_default();
-    if attributes.contains("filter=lfs") {
-        return Err(NotImplemented::new(
-            "fetching git-lfs objects (set params.disable_git_lfs: true to get the pointer files)",
-        )
-        .into());
-    }
     Ok(())
 }
 

@@ -29,6 +29,7 @@ pub mod check;
 pub mod config;
 pub mod filter;
 pub mod get;
+pub mod lfs;
 pub mod metadata;
 pub mod put;
 pub mod signature;

@@ -471,20 +471,12 @@ fn unsupported_features_fail_loudly() {
     .unwrap();
     repo.commit("f", "one");
     let uri = repo.uri();
-    let cases = [
-        (
-            json!({"uri": uri, "git_crypt_key": "AAAA"}),
-            json!({"disable_git_lfs": true}),
-            1,
-            "source.git_crypt_key: git-crypt is not installed",
-        ),
-        (
-            json!({"uri": uri}),
-            json!({}),
-            3,
-            "fetching git-lfs objects (set params.disable_git_lfs: true to get the pointer files)",
-        ),
-    ];
+    let cases = [(
+        json!({"uri": uri, "git_crypt_key": "AAAA"}),
+        json!({"disable_git_lfs": true}),
+        1,
+        "source.git_crypt_key: git-crypt is not installed",
+    )];
     for (i, (source, params, code, message)) in cases.into_iter().enumerate() {
         let run = env.get(&dest(&env, &format!("d{i}")), &source, &json!({}), &params);
         assert_eq!(run.code, code, "{run:?}");

@@ -3,6 +3,7 @@
 mod bad_input;
 mod check;
 mod get;
+mod lfs;
 mod put;
 mod signature;
 mod support;
