@@ -91,6 +91,16 @@ pub fn hermetic_env() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `GIT_AUTHOR_DATE` and `GIT_COMMITTER_DATE` for `time` (seconds since the epoch, UTC): add
+/// them to a [`git_command`] that commits, for reproducible SHAs.
+pub fn date_env(time: i64) -> [(&'static str, String); 2] {
+    let date = format!("{time} +0000");
+    [
+        ("GIT_AUTHOR_DATE", date.clone()),
+        ("GIT_COMMITTER_DATE", date),
+    ]
+}
+
 /// A hermetic `git` command run in `cwd` (see the module docs).
 pub fn git_command(cwd: &Path) -> Command {
     let mut command = resource_protocol::process::command(git_program(), cwd);
