@@ -15,10 +15,7 @@ pub enum RegistryError {
     #[error("invalid registry configuration: {0}")]
     InvalidConfig(String),
     /// The registry rejected the credentials (or demanded some and none were given).
-    #[error(
-        "unauthorized: {registry} rejected the credentials{} for repository {repository:?}: check username and password",
-        user.as_deref().map(|u| format!(" of user {u:?}")).unwrap_or_default()
-    )]
+    #[error("{}", unauthorized_message(registry, repository, user.as_deref()))]
     Unauthorized {
         /// Registry host.
         registry: String,
@@ -106,6 +103,17 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn unauthorized_message(registry: &str, repository: &str, user: Option<&str>) -> String {
+    match user {
+        Some(user) => format!(
+            "unauthorized: {registry} rejected the credentials of user {user:?} for repository {repository:?}: check username and password"
+        ),
+        None => format!(
+            "unauthorized: {registry} refused anonymous access to repository {repository:?}: it needs a username and password (or does not exist)"
+        ),
+    }
 }
 
 fn detail_suffix(detail: &str) -> String {

@@ -331,7 +331,7 @@ async fn basic_auth_errors_never_show_the_password() {
             Some(("user", "wrong-password")),
             "rejected the credentials of user \"user\"",
         ),
-        (None, "rejected the credentials for repository"),
+        (None, "refused anonymous access to repository \"app\""),
     ];
     for (creds, expect) in cases {
         let c = match creds {
