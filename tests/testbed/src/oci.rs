@@ -272,6 +272,26 @@ impl OciLayout {
 /// `repo_tag` (`repo:tag`) on `registry` with `skopeo copy --all`, and returns the pushed
 /// manifest digest.
 pub fn push(source: &str, registry: &Registry, repo_tag: &str) -> String {
+    push_as(source, registry, repo_tag, ManifestFormat::Keep)
+}
+
+/// The manifest format [`push_as`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestFormat {
+    /// Whatever the source has (OCI for layouts built here).
+    Keep,
+    /// Docker image manifest v2 schema 2 (`application/vnd.docker.distribution.manifest.v2+json`),
+    /// converted by skopeo; single images only.
+    DockerV2S2,
+}
+
+/// [`push`], converting the manifest to `format`.
+pub fn push_as(
+    source: &str,
+    registry: &Registry,
+    repo_tag: &str,
+    format: ManifestFormat,
+) -> String {
     let skopeo = require("skopeo", "skopeo");
     let dir = temp_dir("skopeo-push");
     let digest_file = dir.path().join("digest");
@@ -282,6 +302,9 @@ pub fn push(source: &str, registry: &Registry, repo_tag: &str) -> String {
         "--retry-times=0".to_owned(),
         format!("--digestfile={}", digest_file.display()),
     ];
+    if format == ManifestFormat::DockerV2S2 {
+        args.push("--format=v2s2".to_owned());
+    }
     args.extend(registry.skopeo_args("dest"));
     args.push(source.to_owned());
     args.push(format!("docker://{}/{repo_tag}", registry.host()));

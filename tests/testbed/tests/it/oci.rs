@@ -145,3 +145,31 @@ fn thousands_of_tags_written_into_storage_are_served() {
     assert_eq!(listed["Tags"].as_array().unwrap().len(), 10_001);
     assert_eq!(inspect_digest(&registry, "test/many:1.99.99"), digest);
 }
+
+#[test]
+fn images_can_be_pushed_as_docker_v2_schema_2() {
+    use testbed::oci::{ManifestFormat, push_as};
+    let registry = Registry::start(RegistryAuth::None);
+    let layout = OciLayout::new();
+    layout.build(
+        "t",
+        &ImageSpec {
+            busybox: false,
+            ..ImageSpec::default()
+        },
+    );
+    let digest = push_as(
+        &layout.reference("t"),
+        &registry,
+        "test/docker:1",
+        ManifestFormat::DockerV2S2,
+    );
+    assert_ne!(digest, layout.digest("t"));
+    assert_eq!(inspect_digest(&registry, "test/docker:1"), digest);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&inspect_raw(&registry, "test/docker:1")).unwrap();
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+}
