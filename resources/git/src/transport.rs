@@ -390,6 +390,14 @@ pub fn url_host(url: &str) -> Option<String> {
 /// explained.
 pub fn describe_git_error(err: &git2::Error) -> String {
     let message = err.message().replace(['\n', '\r'], " ").trim().to_owned();
+    if err.code() == git2::ErrorCode::Certificate
+        || message.contains("certificate is invalid")
+        || message.contains("certificate verify failed")
+    {
+        return format!(
+            "{message} (the server's TLS certificate is not trusted; set source.skip_ssl_verification: true to accept it)"
+        );
+    }
     if message.contains("Unable to extract public key from private key")
         || message.contains("Unable to decrypt")
         || message.contains("Wrong passphrase")

@@ -248,3 +248,23 @@ fn with_helper_merges_fields() {
         json!({"a": 1, "b": 2})
     );
 }
+
+#[test]
+fn https_with_an_untrusted_certificate() {
+    let bare = Repo::bare_with(2);
+    let http = testbed::git::GitHttp::start_tls(bare.path.parent().unwrap(), "user", "pa55");
+    let uri = http.url_for("bare.git");
+    assert!(uri.starts_with("https://"), "{uri}");
+    let env = Env::new();
+    let source = json!({"uri": uri, "branch": "main", "username": "user", "password": "pa55"});
+    let run = env.check(&source, None);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("set source.skip_ssl_verification: true"),
+        "{}",
+        run.stderr
+    );
+    let trusting = with(source, json!({"skip_ssl_verification": true}));
+    round_trip(&env, &bare, trusting);
+}
