@@ -16,6 +16,19 @@ use crate::registry::{self, Target};
 
 /// How many manifests are resolved at once in the listing modes.
 pub const DIGEST_LOOKUP_CONCURRENCY: usize = 16;
+/// Environment variable overriding [`DIGEST_LOOKUP_CONCURRENCY`] (the benchmark sets `1` to
+/// measure one-at-a-time lookups, as the peer resource does them).
+pub const LOOKUP_CONCURRENCY_ENV: &str = "TRIBUTARY_LOOKUP_CONCURRENCY";
+
+/// How many manifests to resolve at once: [`LOOKUP_CONCURRENCY_ENV`] or the default.
+pub fn lookup_concurrency() -> usize {
+    std::env::var(LOOKUP_CONCURRENCY_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(DIGEST_LOOKUP_CONCURRENCY)
+}
+
 /// Page size asked of `tags/list` (registries that ignore it answer everything at once).
 pub const TAG_PAGE_SIZE: u32 = 1000;
 /// Pages read at most (a million tags).
@@ -41,7 +54,7 @@ pub fn source_tag(source: &Source) -> Option<String> {
 pub fn check(source: &Source, given: Option<&Version>) -> anyhow::Result<Vec<Version>> {
     let target = registry::target(source)?;
     let clients = registry::pull_clients(source, &target)?;
-    let runtime = registry::runtime()?;
+    let runtime = registry::check_runtime()?;
     runtime
         .block_on(async {
             let mut last_error = None;
@@ -132,7 +145,7 @@ async fn check_tag_regex(
                 Ok(Some((version(&tag, &descriptor.digest), created)))
             }
         })
-        .buffered(DIGEST_LOOKUP_CONCURRENCY)
+        .buffered(lookup_concurrency())
         .try_collect()
         .await?;
     let mut versions: Vec<(Version, Option<String>)> = resolved.into_iter().flatten().collect();

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use resource_protocol::{InvalidRequest, Secret, lenient};
+use resource_protocol::{InvalidRequest, NotImplemented, Secret, lenient};
 use serde::Deserialize;
 
 /// `source` of a registry-image resource.
@@ -115,6 +115,42 @@ impl Source {
         if self.tag.is_some() && self.tag_regex.is_some() {
             return Err(InvalidRequest::new(
                 "source.tag and source.tag_regex: set at most one",
+            ));
+        }
+        if self.aws_secret_access_key.is_some() && self.aws_access_key_id.is_none() {
+            return Err(InvalidRequest::new(
+                "source.aws_secret_access_key: needs source.aws_access_key_id",
+            ));
+        }
+        if self.azure_client_secret.is_some() && self.azure_client_id.is_none() {
+            return Err(InvalidRequest::new(
+                "source.azure_client_secret: needs source.azure_client_id",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Cloud registry logins and content trust are accepted (pipelines keep parsing) but not
+    /// implemented yet: using them is a clear "not implemented" error, never a silent anonymous
+    /// request.
+    pub fn reject_unsupported(&self) -> Result<(), NotImplemented> {
+        let aws = self.aws_access_key_id.is_some()
+            || self.aws_role_arn.is_some()
+            || !self.aws_role_arns.is_empty()
+            || self.aws_region.is_some();
+        if aws {
+            return Err(NotImplemented::new(
+                "source.aws_*: AWS ECR authentication (use source.username/password with an ECR token)",
+            ));
+        }
+        if self.azure_acr.unwrap_or(false) || self.azure_client_id.is_some() {
+            return Err(NotImplemented::new(
+                "source.azure_*: Azure ACR authentication (use source.username/password)",
+            ));
+        }
+        if self.content_trust.is_some() {
+            return Err(NotImplemented::new(
+                "source.content_trust: Notary content trust",
             ));
         }
         Ok(())

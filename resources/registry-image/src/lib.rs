@@ -31,16 +31,19 @@ impl Resource for RegistryImageResource {
 
     fn check(&self, request: CheckRequest<Source>) -> anyhow::Result<Vec<Version>> {
         request.source.validate()?;
+        request.source.reject_unsupported()?;
         check::check(&request.source, request.version.as_ref())
     }
 
     fn get(&self, request: InRequest<Source, GetParams>, dest: &Path) -> anyhow::Result<Response> {
         request.source.validate()?;
+        request.source.reject_unsupported()?;
         get::get(&request, dest)
     }
 
     fn put(&self, request: OutRequest<Source, PutParams>, src: &Path) -> anyhow::Result<Response> {
         request.source.validate()?;
+        request.source.reject_unsupported()?;
         put::put(&request, src)
     }
 }

@@ -65,10 +65,19 @@ pub fn pull_clients(source: &Source, target: &Target) -> anyhow::Result<Vec<Regi
     Ok(vec![mirror, origin])
 }
 
-/// A multi-threaded runtime for one protocol call.
+/// A multi-threaded runtime for `in` and `out` (hashing and unpacking run beside the
+/// transfers).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
+        .enable_all()
+        .build()?)
+}
+
+/// A single-threaded runtime for `check`: its work is waiting on the network, and it starts
+/// faster (check runs every minute for every resource).
+pub fn check_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
 }

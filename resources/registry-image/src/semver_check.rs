@@ -12,7 +12,7 @@ use registry_client::RegistryClient;
 use resource_protocol::{InvalidRequest, Version};
 use version_filter::{ImageSemverFilter, Range, TagVersion};
 
-use crate::check::{DIGEST_LOOKUP_CONCURRENCY, MAX_TAG_PAGES, TAG_PAGE_SIZE, version};
+use crate::check::{MAX_TAG_PAGES, TAG_PAGE_SIZE, version};
 use crate::config::Source;
 
 /// The semver filter `source` describes.
@@ -55,7 +55,7 @@ pub async fn check_semver(
             let descriptor = client.head_manifest(&tag).await?;
             Ok::<_, registry_client::RegistryError>(descriptor.map(|d| (tag, d.digest)))
         })
-        .buffer_unordered(DIGEST_LOOKUP_CONCURRENCY)
+        .buffer_unordered(crate::check::lookup_concurrency())
         .try_filter_map(|found| async move { Ok(found) })
         .try_collect()
         .await?;

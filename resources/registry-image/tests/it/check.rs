@@ -264,3 +264,73 @@ fn semver_mode() {
         outcome.stderr
     );
 }
+
+#[test]
+fn docker_hub_images_come_from_the_mirror() {
+    let registry = Registry::start(RegistryAuth::basic("mirror-user", "mirror-pw"));
+    let dir = tempfile::tempdir().unwrap();
+    let digest = push(
+        &registry,
+        dir.path(),
+        "library/busybox",
+        "1.36",
+        &[ImageSpec::new("amd64", vec![vec![("bin/sh", "x")]])],
+    );
+    let mirror =
+        json!({"host": registry.host(), "username": "mirror-user", "password": "mirror-pw"});
+    let src = json!({"repository": "busybox", "tag": "1.36", "registry_mirror": mirror});
+    assert_eq!(
+        run_ok("check", None, &json!({"source": src})),
+        json!([v("1.36", &digest)])
+    );
+    let dest = dir.path().join("dest");
+    run_ok(
+        "in",
+        Some(&dest),
+        &json!({"source": src, "version": {"tag": "1.36", "digest": digest}}),
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("rootfs/bin/sh")).unwrap(),
+        "x"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("repository")).unwrap(),
+        "busybox"
+    );
+}
+
+#[test]
+fn cloud_logins_are_not_implemented_yet() {
+    let cases = [
+        (
+            json!({"aws_access_key_id": "AKIA", "aws_secret_access_key": "k", "aws_region": "eu-west-1"}),
+            3,
+            "aws",
+        ),
+        (
+            json!({"aws_secret_access_key": "k"}),
+            2,
+            "source.aws_secret_access_key",
+        ),
+        (json!({"azure_acr": true}), 3, "azure"),
+        (
+            json!({"content_trust": {"server": "x"}}),
+            3,
+            "content_trust",
+        ),
+    ];
+    for (extra, code, message) in cases {
+        let mut src = json!({"repository": "127.0.0.1:1/app", "tag": "x"});
+        for (k, value) in extra.as_object().unwrap() {
+            src[k] = value.clone();
+        }
+        let outcome = run("check", None, &json!({"source": src}));
+        assert_eq!(outcome.code, code, "{extra}: {}", outcome.stderr);
+        assert!(
+            outcome.stderr.contains(message),
+            "{extra}: {}",
+            outcome.stderr
+        );
+        assert!(!outcome.stderr.contains("\"k\""));
+    }
+}
