@@ -3,7 +3,6 @@
 //!
 //! Each [`GpgKey`] has its own `GNUPGHOME`; its `gpg-agent` is stopped when the key drops.
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::git::{CommitSpec, commit, git_command};
+use crate::http_fixture::HttpFixture;
 use crate::tools::{require, run_command, temp_dir};
 
 /// An ed25519 signing key in its own GnuPG home.
@@ -137,8 +137,7 @@ pub fn tag_signed(repo: &Path, name: &str, target: &str, message: &str, key: &Gp
 /// An HKP keyserver: `GET /pks/lookup?op=get&search=0xKEYID` (long id or fingerprint, with or
 /// without `0x`) answers the armored key, 404 otherwise. Stops when dropped.
 pub struct Keyserver {
-    addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: HttpFixture,
 }
 
 impl Keyserver {
@@ -148,56 +147,21 @@ impl Keyserver {
             .iter()
             .map(|key| (key.fingerprint.clone(), key.public_armored.clone()))
             .collect();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind keyserver");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let addr = listener.local_addr().expect("keyserver address");
         let app = Router::new()
             .route("/pks/lookup", get(lookup))
             .with_state(Arc::new(served));
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("keyserver".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("keyserver runtime");
-                runtime.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("keyserver listener");
-                    let stop = async {
-                        let _ = stop.await;
-                    };
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(stop)
-                        .await;
-                });
-            })
-            .expect("spawn keyserver thread");
-        Keyserver {
-            addr,
-            shutdown: Some(shutdown),
-        }
+        let server = HttpFixture::serve("keyserver", app);
+        Keyserver { server }
     }
 
     /// `hkp://127.0.0.1:PORT`, for `gpg --keyserver`.
     pub fn hkp_url(&self) -> String {
-        format!("hkp://{}", self.addr)
+        format!("hkp://{}", self.server.addr())
     }
 
     /// `http://127.0.0.1:PORT`, the same server for HTTP clients.
     pub fn http_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Keyserver {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.server.url()
     }
 }
 

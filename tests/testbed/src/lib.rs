@@ -24,6 +24,7 @@
 //! | HTTP proxy (CONNECT tunnels, forwarding) | [`proxy::HttpProxy::start`] (optional Basic proxy auth) | `url()`, `addr()`, `requests()` |
 //! | any other nginx site | [`nginx::Nginx::start`], `start_tls` | `addr()` |
 //! | a CA and server certificate | [`tls::generate_ca`] | `ca_cert_pem`, `cert_dir`, `server_cert`, `server_key` |
+//! | your own in-process HTTP fixture | [`http_fixture::HttpFixture::serve`] (an axum `Router`) | `addr()`, `url()` |
 //! | your own server process | [`tools::ServerProcess`], [`tools::retry_start`] | `wait_listening`, `log_tail` |
 //! | programs and temp dirs | [`tools::require`] (panics with the apt package), [`tools::temp_dir`], [`tools::fast_temp_dir`] (tmpfs), [`tools::run`] | |
 //! | bad-input conformance | [`bad_input::assert_rejects_bad_input`] | |
@@ -55,6 +56,7 @@ pub mod bad_input;
 pub mod fixtures;
 pub mod git;
 pub mod gpg;
+pub mod http_fixture;
 pub mod nginx;
 pub mod nix;
 pub mod oci;

@@ -8,7 +8,6 @@
 //! (shared by all repos). Runs in-process on its own thread; stops when dropped.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -19,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::Digest as _;
+
+use crate::http_fixture::HttpFixture;
 
 /// The media type of every LFS API body.
 pub const LFS_MEDIA_TYPE: &str = "application/vnd.git-lfs+json";
@@ -36,13 +37,11 @@ pub struct LfsBatch {
 
 /// A running LFS server; stops when dropped.
 pub struct LfsServer {
-    addr: SocketAddr,
+    server: HttpFixture,
     state: Arc<LfsState>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 struct LfsState {
-    addr: SocketAddr,
     credentials: Option<(String, String)>,
     objects: Mutex<HashMap<String, Vec<u8>>>,
     batches: Mutex<Vec<LfsBatch>>,
@@ -51,49 +50,20 @@ struct LfsState {
 impl LfsServer {
     /// Starts a server; with `credentials`, every request needs them as Basic auth.
     pub fn start(credentials: Option<(&str, &str)>) -> LfsServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind lfs server");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let addr = listener.local_addr().expect("lfs server address");
         let state = Arc::new(LfsState {
-            addr,
             credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
             objects: Mutex::new(HashMap::new()),
             batches: Mutex::new(Vec::new()),
         });
         let app = Router::new().fallback(route).with_state(Arc::clone(&state));
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("lfs-server".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("lfs server runtime");
-                runtime.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("lfs listener");
-                    let stop = async {
-                        let _ = stop.await;
-                    };
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(stop)
-                        .await;
-                });
-            })
-            .expect("spawn lfs server thread");
-        LfsServer {
-            addr,
-            state,
-            shutdown: Some(shutdown),
-        }
+        let server = HttpFixture::serve("lfs-server", app);
+        LfsServer { server, state }
     }
 
     /// The LFS endpoint for `repo` (e.g. `r.git`): `http://127.0.0.1:PORT/r.git/info/lfs`, the
     /// value for `lfs.url` in a repo's `.lfsconfig`.
     pub fn lfs_url(&self, repo: &str) -> String {
-        format!("http://{}/{}/info/lfs", self.addr, repo.trim_matches('/'))
+        format!("{}/{}/info/lfs", self.server.url(), repo.trim_matches('/'))
     }
 
     /// Stores `content` as an object (as a push would) and returns its pointer file text.
@@ -124,14 +94,6 @@ impl LfsServer {
     }
 }
 
-impl Drop for LfsServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
-}
-
 /// The LFS pointer file for `content`: what git stores instead of the object.
 pub fn pointer(content: &[u8]) -> String {
     format!(
@@ -158,7 +120,13 @@ async fn route(
         return lfs_error(StatusCode::NOT_FOUND, "not an LFS route");
     };
     match (method, rest) {
-        (Method::POST, "/batch") => state.batch(repo, user, &body),
+        (Method::POST, "/batch") => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("127.0.0.1");
+            state.batch(host, repo, user, &body)
+        }
         (Method::GET, oid) if is_oid(oid) => state.download(&oid[1..]),
         (Method::PUT, oid) if is_oid(oid) => state.upload(&oid[1..], &body),
         _ => lfs_error(StatusCode::NOT_FOUND, "not an LFS route"),
@@ -198,7 +166,8 @@ impl LfsState {
         }
     }
 
-    fn batch(&self, repo: &str, user: Option<String>, body: &[u8]) -> Response {
+    /// Answers a batch request; action URLs point back at `host` (the request's `Host`).
+    fn batch(&self, host: &str, repo: &str, user: Option<String>, body: &[u8]) -> Response {
         let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
             return lfs_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid batch request");
         };
@@ -235,7 +204,7 @@ impl LfsState {
         let answers: Vec<serde_json::Value> = requested
             .iter()
             .map(|(oid, size)| {
-                let href = format!("http://{}{repo}/info/lfs/objects/{oid}", self.addr);
+                let href = format!("http://{host}{repo}/info/lfs/objects/{oid}");
                 let action = serde_json::json!({"href": href, "expires_in": 3600});
                 let stored = objects.get(oid);
                 match (operation.as_str(), stored) {

@@ -9,7 +9,6 @@
 //! the signing certificate in `x5c`, which the registry checks against its `rootcertbundle`.
 //! Runs in-process on its own thread and tokio runtime; stops when dropped.
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +22,7 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
+use crate::http_fixture::HttpFixture;
 use crate::tools::{require, run};
 
 /// How long issued tokens are valid, in seconds.
@@ -41,10 +41,9 @@ pub struct TokenRequest {
 
 /// The running token server; stops when dropped.
 pub struct TokenServer {
-    addr: SocketAddr,
+    server: HttpFixture,
     state: Arc<Issuer>,
     root_cert: PathBuf,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// What the handlers share: the signing key and the accepted credentials.
@@ -78,39 +77,14 @@ impl TokenServer {
             requests: Mutex::new(Vec::new()),
             serial: AtomicU64::new(0),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let addr = listener.local_addr().expect("token server address");
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new()
             .route("/token", get(token_get).post(token_post))
             .with_state(Arc::clone(&state));
-        std::thread::Builder::new()
-            .name("token-server".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("token server runtime");
-                runtime.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("token listener");
-                    let stop = async {
-                        let _ = stop.await;
-                    };
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(stop)
-                        .await;
-                });
-            })
-            .expect("spawn token server thread");
+        let server = HttpFixture::serve("token-server", app);
         TokenServer {
-            addr,
+            server,
             state,
             root_cert: keys.join("token.crt"),
-            shutdown: Some(shutdown),
         }
     }
 
@@ -121,7 +95,7 @@ impl TokenServer {
 
     /// The token endpoint, the registry's `realm`: `http://127.0.0.1:PORT/token`.
     pub fn realm(&self) -> String {
-        format!("http://{}/token", self.addr)
+        format!("{}/token", self.server.url())
     }
 
     /// Every request answered so far.
@@ -131,14 +105,6 @@ impl TokenServer {
             .lock()
             .map(|requests| requests.clone())
             .unwrap_or_default()
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }
 
