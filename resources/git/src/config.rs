@@ -249,9 +249,9 @@ pub struct PutParams {
     /// Rebase strategy.
     #[serde(default)]
     pub rebase_strategy: Option<String>,
-    /// Rebase strategy option.
+    /// Rebase strategy options (`-X`): one string (space-separated) or a list.
     #[serde(default)]
-    pub rebase_strategy_option: Option<String>,
+    pub rebase_strategy_option: Option<StringOrList>,
     /// Merge with the remote branch and retry while the push is rejected.
     #[serde(default, deserialize_with = "lenient::option_bool")]
     pub merge: Option<bool>,
@@ -306,4 +306,28 @@ pub fn apply_git_config(repo: &git2::Repository, source: &Source) -> Result<(), 
         })?;
     }
     Ok(())
+}
+
+/// A field that takes one string (space-separated words) or a list of strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StringOrList {
+    /// `"ours ignore-space-change"`.
+    String(String),
+    /// `["ours", "ignore-space-change"]`.
+    List(Vec<String>),
+}
+
+impl StringOrList {
+    /// The words.
+    pub fn words(&self) -> Vec<String> {
+        match self {
+            Self::String(s) => s.split_whitespace().map(str::to_owned).collect(),
+            Self::List(items) => items
+                .iter()
+                .map(|i| i.trim().to_owned())
+                .filter(|i| !i.is_empty())
+                .collect(),
+        }
+    }
 }

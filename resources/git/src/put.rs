@@ -71,17 +71,7 @@ pub fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Result<Re
     {
         return Err(NotImplemented::new("params.rebase_strategy other than ort/recursive").into());
     }
-    let file_favor = match params.rebase_strategy_option.as_deref().map(str::trim) {
-        None | Some("") => git2::FileFavor::Normal,
-        Some("ours") => git2::FileFavor::Ours,
-        Some("theirs") => git2::FileFavor::Theirs,
-        Some(other) => {
-            return Err(InvalidRequest::new(format!(
-                "params.rebase_strategy_option: {other:?} is not supported (use ours or theirs)"
-            ))
-            .into());
-        }
-    };
+    let merge_options = strategy_options(params)?;
     let tag_name = match &params.tag {
         Some(file) => {
             let path = src.join(file);
@@ -158,7 +148,7 @@ pub fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Result<Re
             } else if rebase {
                 tracing::info!("rebasing onto {branch}...");
                 let upstream = pusher.fetch_branch(branch)?;
-                rebase_head(&repo, upstream, file_favor)?;
+                rebase_head(&repo, upstream, &merge_options)?;
             }
             let mut refspecs = vec![format!("HEAD:{target}")];
             if let Some(tag_ref) = create_tag(&repo, tag_name.as_deref(), annotation.as_deref())? {
@@ -222,6 +212,54 @@ fn signature(repo: &Repository) -> anyhow::Result<Signature<'static>> {
     }
 }
 
+/// `rebase_strategy_option` (`git pull -X…`) as libgit2 merge options.
+#[derive(Debug, Clone, Default)]
+struct StrategyOptions {
+    favor: Option<git2::FileFavor>,
+    ignore_space_change: bool,
+    ignore_all_space: bool,
+    ignore_space_at_eol: bool,
+    patience: bool,
+}
+
+impl StrategyOptions {
+    fn apply(&self, options: &mut MergeOptions) {
+        if let Some(favor) = self.favor {
+            options.file_favor(favor);
+        }
+        options
+            .ignore_whitespace_change(self.ignore_space_change)
+            .ignore_whitespace(self.ignore_all_space)
+            .ignore_whitespace_eol(self.ignore_space_at_eol)
+            .patience(self.patience);
+    }
+}
+
+fn strategy_options(params: &PutParams) -> Result<StrategyOptions, InvalidRequest> {
+    let mut options = StrategyOptions::default();
+    let words = params
+        .rebase_strategy_option
+        .as_ref()
+        .map(crate::config::StringOrList::words)
+        .unwrap_or_default();
+    for word in words {
+        match word.trim_start_matches("-X") {
+            "ours" => options.favor = Some(git2::FileFavor::Ours),
+            "theirs" => options.favor = Some(git2::FileFavor::Theirs),
+            "ignore-space-change" => options.ignore_space_change = true,
+            "ignore-all-space" => options.ignore_all_space = true,
+            "ignore-space-at-eol" => options.ignore_space_at_eol = true,
+            "patience" | "diff-algorithm=patience" => options.patience = true,
+            other => {
+                return Err(InvalidRequest::new(format!(
+                    "params.rebase_strategy_option: {other:?} is not supported (use ours, theirs, ignore-space-change, ignore-all-space, ignore-space-at-eol, patience)"
+                )));
+            }
+        }
+    }
+    Ok(options)
+}
+
 /// Creates (or moves) the tag on HEAD; returns its refspec for the push.
 fn create_tag(
     repo: &Repository,
@@ -281,7 +319,7 @@ fn merge_into_head(
 }
 
 /// `git pull --rebase`: replays HEAD's commits missing upstream on top of `upstream`.
-fn rebase_head(repo: &Repository, upstream: Oid, favor: git2::FileFavor) -> anyhow::Result<()> {
+fn rebase_head(repo: &Repository, upstream: Oid, strategy: &StrategyOptions) -> anyhow::Result<()> {
     let head = repo.head()?.peel_to_commit()?;
     if repo.graph_descendant_of(head.id(), upstream)? || head.id() == upstream {
         return Ok(());
@@ -289,7 +327,7 @@ fn rebase_head(repo: &Repository, upstream: Oid, favor: git2::FileFavor) -> anyh
     let head_annotated = repo.find_annotated_commit(head.id())?;
     let upstream_annotated = repo.find_annotated_commit(upstream)?;
     let mut merge_options = MergeOptions::new();
-    merge_options.file_favor(favor);
+    strategy.apply(&mut merge_options);
     let mut options = RebaseOptions::new();
     options.inmemory(true).merge_options(merge_options);
     let mut rebase = repo.rebase(

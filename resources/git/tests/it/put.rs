@@ -255,3 +255,59 @@ fn push_options_reach_the_server() {
         "GIT_PUSH_OPTION_0=ci.skip\nGIT_PUSH_OPTION_1=merge_request.create\n"
     );
 }
+
+#[test]
+fn rebase_strategy_options_resolve_conflicts() {
+    // (strategy option, their content, my content, expected pushed content); a conflict
+    // without an option is an error.
+    let cases: [(Value, &str, &str, Option<&str>); 4] = [
+        (json!("theirs"), "remote\n", "local\n", Some("local\n")),
+        (json!(["ours"]), "remote\n", "local\n", Some("remote\n")),
+        (
+            json!("ignore-space-change"),
+            "line1-changed\nline2  \nline3\n",
+            "line1\nline2\nline3-changed\n",
+            // Both changes land (the official suite checks just that).
+            Some("line1-changed\nline2  \nline3-changed\n"),
+        ),
+        (Value::Null, "remote\n", "local\n", None),
+    ];
+    for (option, theirs, mine, expected) in cases {
+        let env = Env::new();
+        let remote = Repo::bare_with(0);
+        let seed = Repo::clone_into(&remote.uri(), &env.dir.path().join("seed"));
+        std::fs::write(seed.path.join("conflict-file"), "line1\nline2  \nline3\n").unwrap();
+        seed.git(&["add", "."]);
+        seed.git(&["commit", "-q", "-m", "initial"]);
+        seed.git(&["push", "-q", "origin", "HEAD:main"]);
+        let src = env.dir.path().join("src");
+        let clone = Repo::clone_into(&remote.uri(), &src.join("repo"));
+        std::fs::write(seed.path.join("conflict-file"), theirs).unwrap();
+        seed.git(&["commit", "-q", "-am", "theirs"]);
+        seed.git(&["push", "-q", "origin", "HEAD:main"]);
+        std::fs::write(clone.path.join("conflict-file"), mine).unwrap();
+        clone.git(&["commit", "-q", "-am", "mine"]);
+        let mut params = json!({"repository": "repo", "rebase": true});
+        if !option.is_null() {
+            params["rebase_strategy_option"] = option.clone();
+        }
+        let run = env.put(&src, &source(&remote, json!({})), &params);
+        match expected {
+            Some(content) => {
+                let answer = run.json();
+                let pushed = answer["version"]["ref"].as_str().unwrap();
+                assert_eq!(
+                    git_in(&remote.path, &["rev-parse", "main"]),
+                    pushed,
+                    "{option}"
+                );
+                let file = git_in(&remote.path, &["show", "main:conflict-file"]);
+                assert_eq!(format!("{file}\n"), content, "{option}");
+            }
+            None => {
+                assert_eq!(run.code, 1, "{run:?}");
+                assert!(run.stderr.contains("conflicts"), "{}", run.stderr);
+            }
+        }
+    }
+}
