@@ -173,3 +173,51 @@ fn images_can_be_pushed_as_docker_v2_schema_2() {
         "application/vnd.docker.distribution.manifest.v2+json"
     );
 }
+
+/// What distribution 2.8.2 does that clients must cope with (see TESTBED.md); if an upgrade
+/// changes any of this, the tests that rely on it need a look.
+#[test]
+fn registry_quirks_are_as_documented() {
+    use crate::support::http_exchange;
+    let registry = Registry::start(RegistryAuth::None);
+    let spec = ImageSpec {
+        busybox: false,
+        ..ImageSpec::default()
+    };
+    let digest = testbed::oci::push_image(&registry, "test/quirks:a", &spec);
+    registry.tag_in_storage("test/quirks", &digest, &["b".to_owned(), "c".to_owned()]);
+    let base = registry.base_url();
+
+    // `n` is ignored and no `Link` header is sent.
+    let (status, head, body) = http_exchange(
+        "GET",
+        &format!("{base}/v2/test/quirks/tags/list?n=1"),
+        &[],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(!head.to_ascii_lowercase().contains("\r\nlink:"), "{head}");
+    let tags: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // All of them, in storage (directory listing) order: not sorted, not push order.
+    let mut tags: Vec<&str> = tags["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    tags.sort_unstable();
+    assert_eq!(tags, ["a", "b", "c"]);
+
+    // An OCI manifest without an OCI Accept header: 404.
+    let manifest = format!("{base}/v2/test/quirks/manifests/a");
+    let (status, _, body) = http_exchange("GET", &manifest, &[], "");
+    assert_eq!(status, 404, "{body}");
+    // With it: the manifest and its digest.
+    let accept = "Accept: application/vnd.oci.image.manifest.v1+json";
+    let (status, head, _) = http_exchange("HEAD", &manifest, &[accept], "");
+    assert_eq!(status, 200);
+    assert!(
+        head.contains(&format!("Docker-Content-Digest: {digest}")),
+        "{head}"
+    );
+}
