@@ -420,7 +420,11 @@ mod tests {
             "echo 'bind: address already in use' >&2; sleep 0.5; echo retrying >&2; sleep 60",
         ]);
         let mut server = ServerProcess::spawn("squatter", command, &log).unwrap();
-        std::thread::sleep(Duration::from_millis(200));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !read_tail(&log, 1000).contains("already in use") {
+            assert!(Instant::now() < deadline, "the squatter never logged");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let err = server
             .wait_listening(addr, Duration::from_secs(5))
             .unwrap_err();
