@@ -9,7 +9,7 @@
 //!
 //! | Need | Start with | Reach it with |
 //! |---|---|---|
-//! | OCI registry (distribution 2.8.2) | [`registry::Registry::start`] with [`registry::RegistryAuth`] `None`, `Basic`, `Tls`, `TlsBasic`, `Bearer` | `host()`, `base_url()`, `ca_cert_pem()`, `cert_dir()`, `credentials()`, `skopeo_args("dest")` |
+//! | OCI registry (distribution 2.8.2) | [`registry::Registry::start`] with [`registry::RegistryAuth`] `None`, `Basic`, `Tls`, `TlsBasic`, `Bearer`, `TlsBearer` | `host()`, `base_url()`, `ca_cert_pem()`, `cert_dir()`, `credentials()`, `skopeo_args("dest")` |
 //! | Bearer tokens (Docker token spec) | started by `Registry` in `Bearer` mode | `token_server().realm()`, `.requests()` |
 //! | Test images | [`oci::OciLayout::build`], [`oci::OciLayout::build_multi_arch`] | [`oci::push`], [`oci::push_as`] (Docker v2s2), [`oci::push_image`], [`oci::inspect_digest`], [`oci::inspect_raw`], `Registry::tag_in_storage` (10,000 tags in a blink) |
 //! | git repos and histories | [`git::init_bare`], [`git::commit`], [`git::commit_files`], [`git::fast_import_history`] | [`git::git`], [`git::git_command`] (hermetic) |

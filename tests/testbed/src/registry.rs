@@ -1,7 +1,8 @@
 //! A real OCI registry (distribution 2.8.2, `docker-registry serve`) on 127.0.0.1.
 //!
-//! Modes: plain HTTP, htpasswd Basic auth, TLS with a throw-away CA (optionally with Basic auth),
-//! and Bearer tokens from this crate's [`TokenServer`]. Storage lives on tmpfs when available.
+//! Modes: plain HTTP, htpasswd Basic auth, TLS with a throw-away CA (optionally with Basic auth
+//! or Bearer tokens), and Bearer tokens from this crate's [`TokenServer`]. Storage lives on
+//! tmpfs when available.
 //!
 //! ```no_run
 //! use testbed::registry::{Registry, RegistryAuth};
@@ -53,6 +54,14 @@ pub enum RegistryAuth {
         /// Its password.
         pass: String,
     },
+    /// HTTPS plus Bearer tokens, like public registries (the token server itself stays plain
+    /// HTTP).
+    TlsBearer {
+        /// The user the token server accepts (it grants push too).
+        user: String,
+        /// Its password.
+        pass: String,
+    },
 }
 
 impl RegistryAuth {
@@ -72,6 +81,14 @@ impl RegistryAuth {
         }
     }
 
+    /// [`RegistryAuth::TlsBearer`] with these credentials.
+    pub fn tls_bearer(user: &str, pass: &str) -> RegistryAuth {
+        RegistryAuth::TlsBearer {
+            user: user.into(),
+            pass: pass.into(),
+        }
+    }
+
     /// [`RegistryAuth::Bearer`] with these credentials.
     pub fn bearer(user: &str, pass: &str) -> RegistryAuth {
         RegistryAuth::Bearer {
@@ -85,12 +102,16 @@ impl RegistryAuth {
             RegistryAuth::None | RegistryAuth::Tls => None,
             RegistryAuth::Basic { user, pass }
             | RegistryAuth::TlsBasic { user, pass }
-            | RegistryAuth::Bearer { user, pass } => Some((user, pass)),
+            | RegistryAuth::Bearer { user, pass }
+            | RegistryAuth::TlsBearer { user, pass } => Some((user, pass)),
         }
     }
 
     fn tls(&self) -> bool {
-        matches!(self, RegistryAuth::Tls | RegistryAuth::TlsBasic { .. })
+        matches!(
+            self,
+            RegistryAuth::Tls | RegistryAuth::TlsBasic { .. } | RegistryAuth::TlsBearer { .. }
+        )
     }
 }
 
@@ -127,7 +148,7 @@ impl Registry {
             );
         }
         let token_server = match &auth {
-            RegistryAuth::Bearer { user, pass } => {
+            RegistryAuth::Bearer { user, pass } | RegistryAuth::TlsBearer { user, pass } => {
                 let server = TokenServer::start(TOKEN_SERVICE, TOKEN_ISSUER, user, pass);
                 auth_yaml = format!(
                     "auth:\n  token:\n    realm: {}\n    service: {TOKEN_SERVICE}\n    \

@@ -126,6 +126,17 @@ fn tls_basic_registry_needs_both() {
 }
 
 #[test]
+fn tls_bearer_registry_issues_tokens_over_https() {
+    let registry = check_round_trip(RegistryAuth::tls_bearer("dan", "pw"));
+    assert!(registry.base_url().starts_with("https://"));
+    let requests = registry.token_server().unwrap().requests();
+    assert!(
+        requests.iter().any(|r| r.user.as_deref() == Some("dan")),
+        "{requests:?}"
+    );
+}
+
+#[test]
 fn bearer_registry_issues_tokens_and_limits_anonymous_to_pull() {
     let registry = check_round_trip(RegistryAuth::bearer("carol", "tok-pass"));
     let head = http_get_head(&registry.host(), "/v2/");
