@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use resource_protocol::{InvalidRequest, Secret};
 
@@ -44,7 +44,9 @@ impl CacheClient {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(32)
-            .user_agent(concat!("tributary-nix-cache/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("tributary-nix-cache/", env!("CARGO_PKG_VERSION")))
+            // Loading the system's roots costs tens of milliseconds; plain http needs none.
+            .tls_built_in_root_certs(base.scheme() == "https");
         for (i, pem) in source.ca_certs.iter().enumerate() {
             let cert = reqwest::Certificate::from_pem(pem.as_bytes())
                 .map_err(|e| InvalidRequest::new(format!("source.ca_certs[{i}]: {e}")))?;
@@ -190,6 +192,17 @@ impl CacheClient {
     }
 }
 
+/// A non-2xx answer: the status is kept so callers can tell transient failures apart.
+#[derive(Debug, thiserror::Error)]
+#[error("{method} {rel}: server answered {status}{detail}")]
+pub struct StatusError {
+    method: String,
+    rel: String,
+    /// The HTTP status.
+    pub status: StatusCode,
+    detail: String,
+}
+
 /// Turns a non-2xx response into an error carrying a little of its body.
 pub async fn check_success(method: &str, rel: &str, response: Response) -> anyhow::Result<()> {
     let status = response.status();
@@ -198,19 +211,65 @@ pub async fn check_success(method: &str, rel: &str, response: Response) -> anyho
     }
     let body = response.text().await.unwrap_or_default();
     let body: String = body.trim().chars().take(300).collect();
-    Err(anyhow!(
-        "{method} {rel}: server answered {status}{}{}",
-        if body.is_empty() { "" } else { ": " },
-        body.replace(['\n', '\r'], " ")
-    ))
+    Err(StatusError {
+        method: method.to_owned(),
+        rel: rel.to_owned(),
+        status,
+        detail: if body.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", body.replace(['\n', '\r'], " "))
+        },
+    }
+    .into())
 }
 
-fn status_error(method: &str, rel: &str, status: StatusCode) -> anyhow::Error {
-    if status == StatusCode::UNAUTHORIZED {
-        anyhow!(
-            "{method} {rel}: server answered {status}: check source.username/password or source.token"
-        )
-    } else {
-        anyhow!("{method} {rel}: server answered {status}")
+/// The error for an unexpected status (no body read).
+pub fn status_error(method: &str, rel: &str, status: StatusCode) -> anyhow::Error {
+    StatusError {
+        method: method.to_owned(),
+        rel: rel.to_owned(),
+        status,
+        detail: if status == StatusCode::UNAUTHORIZED {
+            ": check source.username/password or source.token".to_owned()
+        } else {
+            String::new()
+        },
+    }
+    .into()
+}
+
+/// Whether `err` is worth retrying: a connection failure, a timeout, 429 or 5xx.
+pub fn is_transient(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        if let Some(e) = cause.downcast_ref::<StatusError>() {
+            e.status == StatusCode::TOO_MANY_REQUESTS || e.status.is_server_error()
+        } else if let Some(e) = cause.downcast_ref::<reqwest::Error>() {
+            e.is_connect() || e.is_timeout() || e.is_body() || e.is_request()
+        } else {
+            false
+        }
+    })
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or [`ATTEMPTS`] tries are used up; for
+/// whole streamed transfers, which `send_retrying` cannot replay.
+pub async fn retry_transient<T, F, Fut>(what: &str, mut attempt: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut delay = Duration::from_millis(300);
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if tries < ATTEMPTS && is_transient(&e) => {
+                tracing::warn!("{what}: retrying after {e:#}");
+                tokio::time::sleep(delay).await;
+                delay *= 3;
+                tries += 1;
+            }
+            other => return other,
+        }
     }
 }

@@ -161,10 +161,9 @@ async fn download_nar(
         })
         .await?;
     if !response.status().is_success() {
-        bail!(
-            "{path}: GET {}: server answered {}",
-            info.url,
-            response.status()
+        return Err(
+            crate::client::status_error("GET", &info.url, response.status())
+                .context(format!("{path}: cannot download its NAR")),
         );
     }
     let (tx, reader) = read_channel();
@@ -307,7 +306,11 @@ pub async fn get(
         let dest_file = nar_dir.join(&file_name);
         let client = &client;
         async move {
-            let size = download_nar(client, info, dest_file).await?;
+            let what = format!("download of {}", info.store_path);
+            let size = crate::client::retry_transient(&what, || {
+                download_nar(client, info, dest_file.clone())
+            })
+            .await?;
             let mut local = info.clone();
             local.url = format!("nar/{file_name}");
             anyhow::Ok((local, size))

@@ -138,7 +138,9 @@ pub async fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Res
                     let item = &items[p];
                     let stats = stats.clone();
                     async move {
-                        let sent = api.upload(item).await?;
+                        let what = format!("upload of {}", item.info.store_path);
+                        let sent =
+                            crate::client::retry_transient(&what, || api.upload(item)).await?;
                         stats.bytes_sent.fetch_add(sent, Ordering::Relaxed);
                         anyhow::Ok(())
                     }
@@ -156,7 +158,11 @@ pub async fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Res
                 let client = &client;
                 let stats = stats.clone();
                 async move {
-                    let (info, sent) = upload_nar_http(client, item, compression).await?;
+                    let what = format!("upload of {}", item.info.store_path);
+                    let (info, sent) = crate::client::retry_transient(&what, || {
+                        upload_nar_http(client, item, compression)
+                    })
+                    .await?;
                     stats.bytes_sent.fetch_add(sent, Ordering::Relaxed);
                     anyhow::Ok(info)
                 }

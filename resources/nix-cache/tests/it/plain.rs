@@ -265,3 +265,105 @@ fn check_waits_for_a_store_path_and_its_closure() {
     std::fs::remove_file(cache.cache_dir().join(format!("{leaf_hash}.narinfo"))).unwrap();
     assert_eq!(check(&source, None).json(), json!([]));
 }
+
+#[test]
+fn content_addressed_paths_pass_without_signatures_unless_forged() {
+    let tmp = temp_dir("nix-ca-get");
+    let xdg = tmp.path();
+    let keys = nix_keys(xdg, "ca-1");
+    let file = xdg.join("ca-input");
+    std::fs::write(&file, format!("content addressed {:?}\n", xdg)).unwrap();
+    let mut add = resource_protocol::process::command("nix-store", xdg);
+    add.arg("--add").arg(&file);
+    let path = String::from_utf8(add.output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let cache = WebDav::start();
+    nix_ok(
+        xdg,
+        &[
+            "copy",
+            "--to",
+            &format!("file://{}", cache.cache_dir().display()),
+            &path,
+        ],
+    );
+    let source = json!({"url": cache.url(), "trusted_public_keys": [keys.public]});
+    let dest = xdg.join("dest");
+    get(&dest, &source, &json!({"store_path": path}), &json!({})).json();
+    assert_eq!(
+        std::fs::read_to_string(dest.join("result")).unwrap(),
+        std::fs::read_to_string(&file).unwrap()
+    );
+    // A CA claim that does not produce the path is no excuse for a missing signature.
+    let narinfo = cache.cache_dir().join(format!(
+        "{}.narinfo",
+        &path["/nix/store/".len().."/nix/store/".len() + 32]
+    ));
+    let text = std::fs::read_to_string(&narinfo).unwrap();
+    let forged = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("CA: ") {
+                "CA: fixed:r:sha256:1qvnrwyv3441f9jdjjxg4q4zwcl92cx5sczhyw5l15qn68h3bdim".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect::<String>();
+    std::fs::write(&narinfo, forged).unwrap();
+    let dest = xdg.join("dest-forged");
+    get(&dest, &source, &json!({"store_path": path}), &json!({}))
+        .failed_with("narinfo is not signed");
+    assert!(!dest.join("store-path").exists());
+}
+
+#[test]
+fn get_params_limit_the_fetch() {
+    let tmp = temp_dir("nix-get-params");
+    let xdg = tmp.path();
+    let keys = nix_keys(xdg, "params-1");
+    let paths = build_closure(xdg, "params");
+    let cache = WebDav::start();
+    let src = xdg.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let push = json!({"url": cache.url(), "signing_key": keys.secret});
+    out(&src, &push, &json!({"paths": [paths[0]]})).json();
+    let source = json!({"url": cache.url(), "trusted_public_keys": [keys.public]});
+    let dest = xdg.join("dest");
+    let got = get(
+        &dest,
+        &source,
+        &json!({"store_path": paths[0]}),
+        &json!({"closure": false, "unpack": "false"}),
+    )
+    .json();
+    assert_eq!(got["version"], json!({"store_path": paths[0]}));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("closure")).unwrap(),
+        format!("{}\n", paths[0])
+    );
+    assert!(!dest.join("result").exists());
+    let narinfos = std::fs::read_dir(dest.join("cache"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".narinfo")
+        })
+        .count();
+    assert_eq!(narinfos, 1);
+    // A path the cache does not have.
+    let missing = "/nix/store/00000000000000000000000000000000-missing";
+    get(
+        &xdg.join("dest2"),
+        &source,
+        &json!({"store_path": missing}),
+        &json!({}),
+    )
+    .failed_with("is not in the cache");
+}
