@@ -57,6 +57,17 @@ pub struct UploadPathNarInfo {
     pub nar_size: u64,
 }
 
+/// The part of attic's `CacheConfig` a pusher needs.
+#[derive(Debug, Default, Deserialize)]
+pub struct CacheConfig {
+    /// Key names of upstream caches: paths they signed need not be pushed.
+    #[serde(default)]
+    pub upstream_cache_key_names: Vec<String>,
+    /// The cache's public key.
+    #[serde(default)]
+    pub public_key: Option<String>,
+}
+
 /// A client for one attic cache.
 #[derive(Debug, Clone)]
 pub struct AtticApi {
@@ -97,6 +108,27 @@ impl AtticApi {
         self.server
             .join(rel)
             .with_context(|| format!("cannot build the attic url {rel}"))
+    }
+
+    /// `GET /_api/v1/cache-config/{cache}`: fails early, with attic's own message, when the
+    /// cache does not exist or the token cannot see it.
+    pub async fn cache_config(&self) -> anyhow::Result<CacheConfig> {
+        let rel = format!("_api/v1/cache-config/{}", self.cache);
+        let url = self.endpoint(&rel)?;
+        let response = self
+            .client
+            .send_retrying("attic cache-config", || {
+                self.client.request(Method::GET, url.clone())
+            })
+            .await?;
+        if !response.status().is_success() {
+            check_success("GET", &rel, response).await?;
+            bail!("attic cache-config failed");
+        }
+        response
+            .json()
+            .await
+            .context("attic cache-config: unexpected answer")
     }
 
     /// One `get-missing-paths` call for all of `paths`.

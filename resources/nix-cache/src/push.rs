@@ -116,7 +116,26 @@ pub async fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Res
     tracing::info!("closure of {} root(s): {} paths", roots.len(), order.len());
 
     let missing: BTreeSet<StorePath> = match &attic {
-        Some(api) => api.missing_paths(&order).await?,
+        Some(api) => {
+            // As attic's own client does: paths signed by an upstream cache are not pushed.
+            let config = api.cache_config().await?;
+            let upstream = |p: &&StorePath| {
+                infos[*p].sigs.iter().any(|sig| {
+                    sig.split_once(':').is_some_and(|(name, _)| {
+                        config.upstream_cache_key_names.iter().any(|u| u == name)
+                    })
+                })
+            };
+            let candidates: Vec<StorePath> =
+                order.iter().filter(|p| !upstream(p)).cloned().collect();
+            if candidates.len() < order.len() {
+                tracing::info!(
+                    "{} paths are signed by an upstream cache and are not pushed",
+                    order.len() - candidates.len()
+                );
+            }
+            api.missing_paths(&candidates).await?
+        }
         None => missing_paths_http(&client, &order).await?,
     };
     let to_upload: Vec<StorePath> = order

@@ -107,13 +107,14 @@ fn push_fetch_and_pin_through_attic() {
 
 /// Writes a local binary cache (uncompressed NARs) with `leaves` small paths and one root that
 /// references all of them, so the root's upload info is larger than 4 KiB.
-fn write_wide_cache(dir: &Path, leaves: usize) -> String {
+/// The first `upstream` leaves carry a (fake) cache.nixos.org signature.
+fn write_wide_cache(dir: &Path, leaves: usize, upstream: usize) -> String {
     std::fs::create_dir_all(dir.join("nar")).unwrap();
     let store_path = |name: &str| {
         let digest = Sha256Hash::of(name.as_bytes());
         format!("/nix/store/{}-{name}", nix32::encode(&digest.0[..20]))
     };
-    let write = |path: &str, refs: &[String], content: &str| {
+    let write = |path: &str, refs: &[String], content: &str, sig: &str| {
         let file = dir.join("content");
         std::fs::write(&file, content).unwrap();
         let mut bytes = Vec::new();
@@ -126,7 +127,7 @@ fn write_wide_cache(dir: &Path, leaves: usize) -> String {
         std::fs::write(
             dir.join(format!("{hash_part}.narinfo")),
             format!(
-                "StorePath: {path}\nURL: nar/{hash_part}.nar\nCompression: none\nNarHash: {hash}\nNarSize: {}\nReferences: {}\n",
+                "StorePath: {path}\nURL: nar/{hash_part}.nar\nCompression: none\nNarHash: {hash}\nNarSize: {}\nReferences: {}\n{sig}",
                 bytes.len(),
                 bases.join(" ")
             ),
@@ -137,17 +138,22 @@ fn write_wide_cache(dir: &Path, leaves: usize) -> String {
         .map(|i| store_path(&format!("leaf-with-a-longer-name-{i}")))
         .collect();
     for (i, leaf) in leaf_paths.iter().enumerate() {
-        write(leaf, &[], &format!("leaf {i}"));
+        let sig = if i < upstream {
+            "Sig: cache.nixos.org-1:AAAA\n"
+        } else {
+            ""
+        };
+        write(leaf, &[], &format!("leaf {i}"), sig);
     }
     let root = store_path("wide-root");
-    write(&root, &leaf_paths, "root");
+    write(&root, &leaf_paths, "root", "");
     root
 }
 
 #[test]
-fn large_upload_info_goes_in_the_preamble() {
+fn large_upload_info_goes_in_the_preamble_and_upstream_paths_stay() {
     let tmp = temp_dir("nix-attic-preamble");
-    let root = write_wide_cache(&tmp.path().join("local"), 70);
+    let root = write_wide_cache(&tmp.path().join("local"), 70, 2);
     let attic = AtticFixture::start();
     attic.create_cache("wide", false);
     attic.grant("t", "wide", true);
@@ -155,7 +161,8 @@ fn large_upload_info_goes_in_the_preamble() {
     let pushed = out(tmp.path(), &source, &json!({"from": "local"})).json();
     assert_eq!(pushed["version"], json!({"store_path": root}));
     let uploads = attic.uploads();
-    assert_eq!(uploads.len(), 71);
+    // Two leaves are signed by an upstream cache attic names in its cache-config.
+    assert_eq!(uploads.len(), 69);
     for upload in uploads {
         let expected = if upload.info.store_path == root {
             InfoForm::Preamble
@@ -319,9 +326,15 @@ fn attic_errors_follow_attic() {
 
     // Our out reports attic's refusal of a bad token.
     let tmp = temp_dir("nix-attic-badtoken");
-    write_wide_cache(&tmp.path().join("local"), 1);
+    write_wide_cache(&tmp.path().join("local"), 1, 0);
     let source = json!({"url": format!("{endpoint}/private"), "api": "attic", "token": "nope"});
     let run = out(tmp.path(), &source, &json!({"from": "local"}));
     run.failed_with("401 Unauthorized");
     assert!(!run.stderr.contains("nope"), "token leaked: {}", run.stderr);
+    // A token that may see a cache that does not exist learns so from cache-config.
+    attic.grant("ghost-token", "ghost", true);
+    let source =
+        json!({"url": format!("{endpoint}/ghost"), "api": "attic", "token": "ghost-token"});
+    out(tmp.path(), &source, &json!({"from": "local"}))
+        .failed_with("The requested cache does not exist.");
 }
