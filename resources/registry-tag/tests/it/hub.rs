@@ -156,3 +156,15 @@ fn hub_errors_are_one_clear_line() {
         "{missing:?}"
     );
 }
+
+#[test]
+fn retries_when_throttled() {
+    let hub = HubFixture::start();
+    hub.push_tags("library/app", &numbered("t", 30));
+    hub.throttle(2);
+    let source = json!({"uri": hub.repository_uri("library/app"), "pages": 2, "tags_per_page": 20});
+    let (tags, stderr) = check_tags(&source, None);
+    assert_eq!(tags.len(), 30);
+    assert_eq!(stderr.matches("429").count(), 2, "{stderr}");
+    assert_eq!(hub.requests().len(), 4);
+}
