@@ -1,5 +1,6 @@
 //! What goes into an image's filesystem: the multi-call binary and its `check`/`in`/`out` names,
-//! the shared libraries a dynamic binary needs, the CA bundle, `/etc/passwd`, `/etc/group`, `/tmp`.
+//! the shared libraries a dynamic binary needs, the CA bundle, `/etc/passwd`, `/etc/group`,
+//! `/etc/hosts` and `/etc/nsswitch.conf` (so `localhost` resolves), `/tmp`.
 //!
 //! The result is a [`Rootfs`]: a sorted map from image path to entry, with every parent
 //! directory present and every mode normalised. Nothing else (no shell, no package manager).
@@ -21,6 +22,12 @@ pub const OPERATIONS: &[&str] = &["check", "in", "out"];
 const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\n\
                       nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n";
 const GROUP: &str = "root:x:0:\nnobody:x:65534:\n";
+/// `localhost` for runners that do not mount their own `/etc/hosts` (bubblewrap); Docker, runc
+/// setups and Concourse's Garden mount theirs over it.
+const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+/// Files before DNS, so `localhost` resolves even where no DNS server answers; glibc's built-in
+/// default asks DNS first and may stop there.
+const NSSWITCH: &str = "passwd: files\ngroup: files\nhosts: files dns\n";
 
 /// Where a regular file's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +232,15 @@ pub fn collect(
             contents: Contents::Bytes(GROUP.as_bytes().to_vec()),
         },
     );
+    for (path, text) in [("etc/hosts", HOSTS), ("etc/nsswitch.conf", NSSWITCH)] {
+        rootfs.insert(
+            path,
+            Entry::File {
+                mode: 0o644,
+                contents: Contents::Bytes(text.as_bytes().to_vec()),
+            },
+        );
+    }
     rootfs.insert("tmp", Entry::Dir { mode: 0o1777 });
     rootfs.insert("root", Entry::Dir { mode: 0o700 });
     Ok(rootfs)

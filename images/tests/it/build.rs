@@ -105,6 +105,10 @@ fn check_rootfs(rootfs: &Path, binary: &str) {
     assert!(passwd.contains("\nnobody:x:65534:65534:"), "{passwd}");
     let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap();
     assert_eq!(group, "root:x:0:\nnobody:x:65534:\n");
+    let hosts = std::fs::read_to_string(rootfs.join("etc/hosts")).unwrap();
+    assert!(hosts.starts_with("127.0.0.1\tlocalhost\n"), "{hosts}");
+    let nsswitch = std::fs::read_to_string(rootfs.join("etc/nsswitch.conf")).unwrap();
+    assert!(nsswitch.contains("hosts: files dns\n"), "{nsswitch}");
     assert_eq!(meta("tmp").permissions().mode() & 0o7777, 0o1777);
     // Nothing else: no shell, no package manager, no /usr.
     let mut top: Vec<_> = std::fs::read_dir(rootfs)

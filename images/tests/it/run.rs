@@ -32,7 +32,7 @@ fn every_image_answers_like_its_binary_under_bwrap() {
 }
 
 #[test]
-fn git_check_of_a_bind_mounted_repository_under_bwrap_and_runc() {
+fn git_check_of_a_bind_mounted_and_a_served_repository_under_bwrap_and_runc() {
     let out = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let image = build(out.path(), &["--types", "git"]).remove(0);
