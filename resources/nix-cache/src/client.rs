@@ -48,9 +48,17 @@ impl CacheClient {
             // Loading the system's roots costs tens of milliseconds; plain http needs none.
             .tls_built_in_root_certs(base.scheme() == "https");
         for (i, pem) in source.ca_certs.iter().enumerate() {
-            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
                 .map_err(|e| InvalidRequest::new(format!("source.ca_certs[{i}]: {e}")))?;
-            builder = builder.add_root_certificate(cert);
+            if certs.is_empty() {
+                return Err(InvalidRequest::new(format!(
+                    "source.ca_certs[{i}]: no PEM certificate found"
+                ))
+                .into());
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         if source.insecure == Some(true) {
             builder = builder.danger_accept_invalid_certs(true);
@@ -108,7 +116,9 @@ impl CacheClient {
                 Ok(r) => {
                     r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()
                 }
-                Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+                Err(e) => {
+                    (e.is_connect() || e.is_timeout() || e.is_request()) && !is_tls_failure(e)
+                }
             };
             if !retry || attempt == ATTEMPTS {
                 return outcome.with_context(|| format!("{what}: request failed"));
@@ -239,13 +249,27 @@ pub fn status_error(method: &str, rel: &str, status: StatusCode) -> anyhow::Erro
     .into()
 }
 
+/// A certificate problem is a connect error too, but retrying cannot fix it. rustls is not a
+/// direct dependency, so its errors are recognised by their message.
+fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if e.to_string().contains("certificate") {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// Whether `err` is worth retrying: a connection failure, a timeout, 429 or 5xx.
 pub fn is_transient(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         if let Some(e) = cause.downcast_ref::<StatusError>() {
             e.status == StatusCode::TOO_MANY_REQUESTS || e.status.is_server_error()
         } else if let Some(e) = cause.downcast_ref::<reqwest::Error>() {
-            e.is_connect() || e.is_timeout() || e.is_body() || e.is_request()
+            (e.is_connect() || e.is_timeout() || e.is_body() || e.is_request())
+                && !is_tls_failure(e)
         } else {
             false
         }

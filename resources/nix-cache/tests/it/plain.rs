@@ -367,3 +367,78 @@ fn get_params_limit_the_fetch() {
     )
     .failed_with("is not in the cache");
 }
+
+#[test]
+fn basic_auth_is_sent_and_failures_name_the_fields() {
+    let tmp = temp_dir("nix-basic");
+    let xdg = tmp.path();
+    let paths = build_closure(xdg, "basic");
+    let top = &paths[0];
+    let cache = WebDav::start_with_auth(Some(("ci", "s3cret-pass")));
+    let src = xdg.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let good = json!({"url": cache.url(), "username": "ci", "password": "s3cret-pass", "pin": "p"});
+    out(&src, &good, &json!({"paths": [top]})).json();
+    let dest = xdg.join("dest");
+    get(&dest, &good, &json!({"store_path": top}), &json!({})).json();
+    assert_eq!(check(&good, None).json()[0]["store_path"], json!(top));
+    for bad in [
+        json!({"url": cache.url(), "pin": "p"}),
+        json!({"url": cache.url(), "username": "ci", "password": "wrong-pass", "pin": "p"}),
+    ] {
+        let run = out(&src, &bad, &json!({"paths": [top]}));
+        run.failed_with("401 Unauthorized: check source.username/password or source.token");
+        assert!(!run.stderr.contains("wrong-pass"));
+        let run = check(&bad, None);
+        assert_ne!(run.code, Some(0));
+        assert!(run.stderr.contains("401"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn https_caches_need_their_ca() {
+    let tmp = temp_dir("nix-tls");
+    let xdg = tmp.path();
+    let ca = testbed::tls::generate_ca(&xdg.join("ca"));
+    let paths = build_closure(xdg, "tls");
+    let top = &paths[0];
+    let cache = WebDav::start_tls(&ca);
+    assert!(cache.url().starts_with("https://"));
+    let src = xdg.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let trusted = json!({"url": cache.url(), "ca_certs": [ca.ca_cert_pem]});
+    out(&src, &trusted, &json!({"paths": [top]})).json();
+    get(
+        &xdg.join("dest"),
+        &trusted,
+        &json!({"store_path": top}),
+        &json!({}),
+    )
+    .json();
+    let insecure = json!({"url": cache.url(), "insecure": "true"});
+    get(
+        &xdg.join("dest2"),
+        &insecure,
+        &json!({"store_path": top}),
+        &json!({}),
+    )
+    .json();
+    let untrusted = json!({"url": cache.url()});
+    let run = get(
+        &xdg.join("dest3"),
+        &untrusted,
+        &json!({"store_path": top}),
+        &json!({}),
+    );
+    assert_ne!(run.code, Some(0));
+    assert!(!xdg.join("dest3/store-path").exists());
+    let bad_pem = json!({"url": cache.url(), "ca_certs": ["not a pem"]});
+    let run = get(
+        &xdg.join("dest4"),
+        &bad_pem,
+        &json!({"store_path": top}),
+        &json!({}),
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    run.failed_with("source.ca_certs[0]");
+}

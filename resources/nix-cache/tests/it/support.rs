@@ -14,26 +14,69 @@ pub struct WebDav {
     pub nginx: Nginx,
     pub root: PathBuf,
     pub dir: tempfile::TempDir,
+    scheme: &'static str,
 }
 
 impl WebDav {
     pub fn start() -> WebDav {
+        Self::start_with_auth(None)
+    }
+
+    /// With `Some((user, pass))`, every request needs HTTP Basic credentials.
+    pub fn start_with_auth(basic: Option<(&str, &str)>) -> WebDav {
+        Self::start_full(basic, None)
+    }
+
+    /// Over TLS with a certificate from `ca` (`url()` is then `https://`).
+    pub fn start_tls(ca: &testbed::tls::TestCa) -> WebDav {
+        Self::start_full(None, Some(ca))
+    }
+
+    fn start_full(basic: Option<(&str, &str)>, tls: Option<&testbed::tls::TestCa>) -> WebDav {
         let dir = temp_dir("nix-webdav");
         let root = dir.path().join("www");
         std::fs::create_dir_all(root.join("c")).unwrap();
         let www = root.display().to_string();
+        let auth = match basic {
+            Some((user, pass)) => {
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, testbed::nginx::htpasswd_line(dir.path(), user, pass))
+                    .unwrap();
+                format!(
+                    "auth_basic \"cache\"; auth_basic_user_file {};",
+                    file.display()
+                )
+            }
+            None => String::new(),
+        };
+        let ssl = match tls {
+            // nginx.rs writes a plain `listen`; nginx 1.22 still turns it into TLS with the
+            // deprecated `ssl on`.
+            Some(ca) => format!(
+                "ssl on;\nssl_certificate {};\nssl_certificate_key {};",
+                ca.server_cert.display(),
+                ca.server_key.display()
+            ),
+            None => String::new(),
+        };
         let nginx = Nginx::start(dir.path(), |_| {
             format!(
-                "root {www};\nclient_max_body_size 0;\n\
-                 location / {{ dav_methods PUT DELETE; create_full_put_path on; }}"
+                "{ssl}\nroot {www};\nclient_max_body_size 0;\n\
+                 location / {{ {auth} dav_methods PUT DELETE; create_full_put_path on; }}"
             )
         });
-        WebDav { nginx, root, dir }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        WebDav {
+            nginx,
+            root,
+            dir,
+            scheme,
+        }
     }
 
     /// The cache URL (`/c` on the server).
     pub fn url(&self) -> String {
-        format!("http://{}/c", self.nginx.addr())
+        format!("{}://{}/c", self.scheme, self.nginx.addr())
     }
 
     /// The cache's directory on disk.
