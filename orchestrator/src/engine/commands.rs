@@ -275,6 +275,7 @@ pub fn run(args: RunArgs) -> u8 {
         job: args.job.clone(),
     };
     let summary = rt.block_on(engine.run(&options));
+    crate::runner::rootfs::finish_cleanups();
     if summary.builds.is_empty() {
         engine.note("nothing to build: no job has new inputs");
     }
@@ -304,7 +305,9 @@ pub fn trigger(args: TriggerArgs) -> u8 {
         Ok(rt) => rt,
         Err(e) => return fail(&e),
     };
-    match rt.block_on(engine.trigger(&args.job)) {
+    let result = rt.block_on(engine.trigger(&args.job));
+    crate::runner::rootfs::finish_cleanups();
+    match result {
         Ok((build, status)) => {
             engine.note(&format!(
                 "{} #{}: {}",
@@ -419,6 +422,7 @@ pub fn execute(args: ExecuteArgs) -> u8 {
         Err(e) => return fail(&e),
     };
     let status = rt.block_on(engine.run_build_with(&build, preset, &exports));
+    crate::runner::rootfs::finish_cleanups();
     status_code(status)
 }
 

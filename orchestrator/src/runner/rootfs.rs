@@ -11,7 +11,7 @@ use resource_protocol::process::{command, output_checked};
 /// A per-container writable view of a rootfs.
 #[derive(Debug)]
 pub struct WritableRoot {
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     merged: PathBuf,
     mounted: bool,
 }
@@ -51,7 +51,7 @@ impl WritableRoot {
             copy_tree(lower, &merged)?;
         }
         Ok(WritableRoot {
-            dir,
+            dir: Some(dir),
             merged,
             mounted,
         })
@@ -64,15 +64,41 @@ impl WritableRoot {
 
     /// The directory holding this container's files (for a runc bundle).
     pub fn scratch(&self) -> &Path {
-        self.dir.path()
+        self.dir.as_ref().map_or(&self.merged, |d| d.path())
     }
 }
 
 impl Drop for WritableRoot {
     fn drop(&mut self) {
-        if self.mounted {
-            let _ = rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH);
+        // Unmounting waits for the kernel (tens of ms): do it off the step's path, and let
+        // [`finish_cleanups`] wait for it before the process exits.
+        let mounted = self.mounted;
+        let merged = self.merged.clone();
+        let dir = self.dir.take();
+        let cleanup = std::thread::spawn(move || {
+            if mounted {
+                let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
+            }
+            drop(dir);
+        });
+        if let Ok(mut pending) = PENDING_CLEANUPS.lock() {
+            pending.retain(|h| !h.is_finished());
+            pending.push(cleanup);
         }
+    }
+}
+
+static PENDING_CLEANUPS: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Waits until every container's writable layer is unmounted and deleted.
+pub fn finish_cleanups() {
+    let pending = PENDING_CLEANUPS
+        .lock()
+        .map(|mut p| std::mem::take(&mut *p))
+        .unwrap_or_default();
+    for handle in pending {
+        let _ = handle.join();
     }
 }
 
