@@ -79,6 +79,26 @@ fn push_from_a_local_cache_then_nix_copies_and_verifies_it() {
         "{meta}"
     );
 
+    // NARs first, then narinfos dependencies first, then the pin.
+    let hash = |p: &str| p["/nix/store/".len().."/nix/store/".len() + 32].to_owned();
+    let puts = cache.put_paths();
+    let narinfos: Vec<&String> = puts.iter().filter(|p| p.ends_with(".narinfo")).collect();
+    let expected: Vec<String> = paths
+        .iter()
+        .rev()
+        .map(|p| format!("/c/{}.narinfo", hash(p)))
+        .collect();
+    assert_eq!(narinfos, expected.iter().collect::<Vec<_>>(), "{puts:?}");
+    let first_narinfo = puts.iter().position(|p| p.ends_with(".narinfo")).unwrap();
+    assert!(
+        puts[..first_narinfo]
+            .iter()
+            .all(|p| p.starts_with("/c/nar/")),
+        "{puts:?}"
+    );
+    assert_eq!(puts.len(), 7, "{puts:?}");
+    assert_eq!(puts.last().unwrap(), "/c/pins/main");
+
     // Real Nix accepts what we wrote.
     let copied = nix_copy_from(xdg, &cache.url(), &keys.public, top);
     assert!(
@@ -111,6 +131,34 @@ fn push_from_a_local_cache_then_nix_copies_and_verifies_it() {
     // check follows the pin.
     let versions = check(&source, Some(&json!({"store_path": top, "revision": "1"}))).json();
     assert_eq!(versions, json!([{"store_path": top, "revision": "1"}]));
+
+    // Pushing another closure moves the pin and bumps its revision; check follows.
+    let other = build_closure(xdg, "plain-next");
+    let src2 = xdg.join("src2");
+    std::fs::create_dir(&src2).unwrap();
+    nix_ok(
+        xdg,
+        &[
+            "copy",
+            "--to",
+            &format!("file://{}/local", src2.display()),
+            &other[0],
+        ],
+    );
+    let moved = out(&src2, &source, &json!({"from": "local"})).json();
+    assert_eq!(
+        moved["version"],
+        json!({"store_path": other[0], "revision": "2"})
+    );
+    let versions = check(&source, Some(&json!({"store_path": top, "revision": "1"}))).json();
+    assert_eq!(versions, json!([{"store_path": other[0], "revision": "2"}]));
+    let pin: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cache.cache_dir().join("pins/main")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pin["store_path"], json!(other[0]));
+    assert_eq!(pin["revision"], json!(2));
+    assert!(pin["updated_at"].as_str().unwrap().ends_with('Z'));
 
     // in: store-path, closure (dependencies first), result/, and a cache Nix accepts.
     let dest = xdg.join("dest");

@@ -86,11 +86,17 @@ impl WebDav {
 
     /// How many PUT requests nginx has logged so far.
     pub fn put_count(&self) -> usize {
+        self.put_paths().len()
+    }
+
+    /// The paths of the PUT requests nginx has logged, in completion order.
+    pub fn put_paths(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("access.log"))
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.contains("\"PUT "))
-            .count()
+            .filter_map(|l| l.split_once("\"PUT ").map(|(_, rest)| rest.to_owned()))
+            .filter_map(|rest| rest.split(' ').next().map(str::to_owned))
+            .collect()
     }
 }
 
