@@ -27,14 +27,18 @@ pub const REVISION: &str = "0123456789abcdef0123456789abcdef01234567";
 /// into a directory of this test process's own so that a concurrent rebuild cannot change them
 /// between two builds. The tests package these debug binaries (stripped, with their shared
 /// libraries) because CI has already built them; the static release build is the documented
-/// shipping path.
+/// shipping path; set `IMAGES_TEST_BINARIES` to a directory of binaries (e.g. the static
+/// release build) to run every test on those instead.
 pub fn binaries_dir() -> PathBuf {
     static SNAPSHOT: OnceLock<tempfile::TempDir> = OnceLock::new();
     SNAPSHOT
         .get_or_init(|| {
             let exe = std::env::current_exe().unwrap();
             // target/debug/deps/it-HASH -> target/debug
-            let dir = exe.parent().unwrap().parent().unwrap().to_owned();
+            let dir = match std::env::var_os("IMAGES_TEST_BINARIES") {
+                Some(dir) => workspace_root().join(dir), // relative to the workspace root
+                None => exe.parent().unwrap().parent().unwrap().to_owned(),
+            };
             let snapshot = tempfile::tempdir().unwrap();
             for resource_type in images::types::ALL {
                 let binary = resource_type.binary_name();
