@@ -436,3 +436,33 @@ fn a_corrupted_blob_in_the_registry_is_a_digest_mismatch() {
         outcome.stderr
     );
 }
+
+#[test]
+fn docker_media_types_work_like_oci_ones() {
+    let registry = Registry::start(RegistryAuth::None);
+    let dir = tempfile::tempdir().unwrap();
+    push(&registry, dir.path(), "multi", "oci", &two_arch());
+    // skopeo converts the OCI index into a Docker manifest list of Docker v2 manifests.
+    skopeo(&[
+        "copy".into(),
+        "--all".into(),
+        "--format=v2s2".into(),
+        "--src-tls-verify=false".into(),
+        "--dest-tls-verify=false".into(),
+        format!("docker://{}/multi:oci", registry.host()),
+        format!("docker://{}/multi:docker", registry.host()),
+    ]);
+    let raw = remote_raw(&registry, "multi", "docker");
+    assert!(String::from_utf8_lossy(&raw).contains("manifest.list.v2+json"));
+    let mut src = source(&registry, "multi");
+    src["tag"] = json!("docker");
+    let versions = run_ok("check", None, &json!({"source": src}));
+    assert_eq!(versions, json!([{"tag": "docker", "digest": sha256(&raw)}]));
+    let dest = dir.path().join("dest");
+    run_ok(
+        "in",
+        Some(&dest),
+        &json!({"source": src, "version": versions[0], "params": {"platform": {"architecture": "arm64"}}}),
+    );
+    assert_eq!(read(&dest.join("rootfs/etc/arch")), "arm64");
+}
