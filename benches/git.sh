@@ -5,6 +5,7 @@
 #   cold check       ours: check, empty cache   git: clone --bare --single-branch + rev-list -1
 #   warm check       one new commit since the given version
 #                    ours: check {version}      git: fetch + rev-list --first-parent V~1..HEAD
+#   warm (path)      the same against the repository's path (no server process to spawn)
 #   check paths      ours: check paths=[docs]   git: rev-list --first-parent -1 HEAD -- docs
 #                    (warm cache; the only match is the first commit: a walk of every commit)
 #   in full          ours: in                   git: clone --single-branch
@@ -132,6 +133,18 @@ measure_ms git_warm "$advance" sh -c \
 [ "$(wc -l <"$work/stdout")" = 2 ] || { echo "bench: git rev-list answered $(cat "$work/stdout")" >&2; exit 1; }
 new=$(git -C "$work/repos/r.git" rev-parse main)
 
+# The same warm check against a local path (no server process per connection).
+local_uri="$work/repos/r.git"
+advance_local="${advance//\$uri/\$local_uri}"
+echo "{\"source\":{\"uri\":\"$local_uri\",\"branch\":\"main\"}}" >"$work/stdin"
+"${ours_env[@]}" "$bin" check <"$work/stdin" >/dev/null 2>&1
+git clone -q --bare --single-branch --branch main "$local_uri" "$work/cli-local"
+measure_ms ours_warm_local "$advance_local" "${ours_env[@]}" "$bin" check
+[ "$(jq length "$work/stdout")" = 2 ] || { echo "bench: local warm check answered $(cat "$work/stdout")" >&2; exit 1; }
+measure_ms git_warm_local "$advance_local" sh -c \
+  "git -C '$work/cli-local' fetch -q '$local_uri' +main:main && git -C '$work/cli-local' rev-list --first-parent \$(cat '$work/prev')~1..main"
+new=$(git -C "$work/repos/r.git" rev-parse main)
+
 # check with paths (warm cache, a walk of the whole history)
 echo "{\"source\":{\"uri\":\"$uri\",\"branch\":\"main\",\"paths\":[\"docs\"]}}" >"$work/stdin"
 "${ours_env[@]}" "$bin" check <"$work/stdin" >/dev/null 2>&1 # warm the paths cache key
@@ -159,6 +172,7 @@ row() {
 }
 row "cold check" ours_cold git_cold s
 row "warm check" ours_warm git_warm ms
+row "warm (path)" ours_warm_local git_warm_local ms
 row "check paths" ours_paths git_paths s
 row "in full" ours_in git_in s
 row "in depth 1" ours_in1 git_in1 s

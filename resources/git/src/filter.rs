@@ -5,9 +5,10 @@
 //! globs) because pipelines were written against the official resource, which shells out to git.
 //! This module only decides; it never fetches.
 
+use std::cell::RefCell;
 use std::path::Path;
 
-use git2::{Commit, DiffOptions, Repository};
+use git2::{Commit, DiffOptions, Oid, Repository};
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use regex::Regex;
 use resource_protocol::InvalidRequest;
@@ -61,6 +62,7 @@ impl Pathspec {
 pub struct PathFilter {
     include: Vec<Pathspec>,
     exclude: Vec<Pathspec>,
+    memo: RefCell<Vec<(Oid, Vec<Option<Oid>>)>>,
 }
 
 impl PathFilter {
@@ -76,6 +78,7 @@ impl PathFilter {
         Ok(Self {
             include: compile(&source.paths, "paths")?,
             exclude: compile(&source.ignore_paths, "ignore_paths")?,
+            memo: RefCell::new(Vec::new()),
         })
     }
 
@@ -90,6 +93,30 @@ impl PathFilter {
             && !self.exclude.iter().any(|p| p.matches(path))
     }
 
+    /// The ids of the literal `paths` in tree `tree_id`. A first-parent walk asks for each
+    /// tree twice (as a commit's and as its child's parent's), so the last two are remembered.
+    fn literal_ids(
+        &self,
+        repo: &Repository,
+        tree_id: Oid,
+    ) -> Result<Vec<Option<Oid>>, git2::Error> {
+        let mut memo = self.memo.borrow_mut();
+        if let Some((_, ids)) = memo.iter().find(|(id, _)| *id == tree_id) {
+            return Ok(ids.clone());
+        }
+        let tree = repo.find_tree(tree_id)?;
+        let ids: Vec<Option<Oid>> = self
+            .include
+            .iter()
+            .map(|p| tree.get_path(Path::new(&p.literal)).ok().map(|e| e.id()))
+            .collect();
+        if memo.len() >= 2 {
+            memo.remove(0);
+        }
+        memo.push((tree_id, ids.clone()));
+        Ok(ids)
+    }
+
     /// Whether `commit` changes a file that counts, compared with its first parent.
     pub fn commit_matches(
         &self,
@@ -99,26 +126,23 @@ impl PathFilter {
         if self.is_noop() {
             return Ok(true);
         }
-        let tree = commit.tree()?;
-        let parent_tree = match commit.parent(0) {
-            Ok(parent) => Some(parent.tree()?),
-            Err(_) => None,
-        };
-        if let Some(parent_tree) = &parent_tree {
-            if parent_tree.id() == tree.id() {
+        let parent = commit.parent(0).ok();
+        if let Some(parent) = &parent {
+            if parent.tree_id() == commit.tree_id() {
                 return Ok(false);
             }
             // Only literal paths: compare the entries' ids instead of diffing whole trees.
             if self.exclude.is_empty() && self.include.iter().all(|p| p.glob.is_none()) {
-                let id = |t: &git2::Tree<'_>, path: &str| {
-                    t.get_path(Path::new(path)).ok().map(|e| e.id())
-                };
-                return Ok(self
-                    .include
-                    .iter()
-                    .any(|p| id(&tree, &p.literal) != id(parent_tree, &p.literal)));
+                let ours = self.literal_ids(repo, commit.tree_id())?;
+                let theirs = self.literal_ids(repo, parent.tree_id())?;
+                return Ok(ours != theirs);
             }
         }
+        let tree = commit.tree()?;
+        let parent_tree = match &parent {
+            Some(parent) => Some(parent.tree()?),
+            None => None,
+        };
         let mut options = DiffOptions::new();
         options.skip_binary_check(true).ignore_submodules(false);
         let diff = repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), Some(&mut options))?;
