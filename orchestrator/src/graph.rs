@@ -57,12 +57,16 @@ pub struct Graph {
 /// Builds the graph of `pipeline`.
 pub fn build(pipeline: &Pipeline) -> Graph {
     let mut edges: Vec<Edge> = Vec::new();
-    let mut add = |edge: Edge| match edges
-        .iter_mut()
-        .find(|e| e.from == edge.from && e.to == edge.to && e.label == edge.label)
-    {
-        Some(existing) => existing.trigger |= edge.trigger,
-        None => edges.push(edge),
+    let mut seen: HashMap<(NodeId, NodeId, Option<String>), usize> = HashMap::new();
+    let mut add = |edge: Edge| {
+        let key = (edge.from.clone(), edge.to.clone(), edge.label.clone());
+        match seen.get(&key) {
+            Some(&i) => edges[i].trigger |= edge.trigger,
+            None => {
+                seen.insert(key, edges.len());
+                edges.push(edge);
+            }
+        }
     };
     for job in &pipeline.jobs {
         let me = NodeId::Job(job.name.clone());
@@ -97,12 +101,15 @@ pub fn build(pipeline: &Pipeline) -> Graph {
         .iter()
         .map(|j| NodeId::Job(j.name.clone()))
         .collect();
-    for r in &pipeline.resources {
-        let id = NodeId::Resource(r.name.clone());
-        if edges.iter().any(|e| e.from == id || e.to == id) {
-            nodes.push(id);
-        }
-    }
+    let linked: std::collections::HashSet<&NodeId> =
+        edges.iter().flat_map(|e| [&e.from, &e.to]).collect();
+    let resources: Vec<NodeId> = pipeline
+        .resources
+        .iter()
+        .map(|r| NodeId::Resource(r.name.clone()))
+        .filter(|id| linked.contains(id))
+        .collect();
+    nodes.extend(resources);
     Graph { nodes, edges }
 }
 
@@ -217,8 +224,10 @@ fn columns(graph: &Graph) -> HashMap<&NodeId, usize> {
             }
         }
     }
+    let produced_set: std::collections::HashSet<&NodeId> =
+        graph.edges.iter().map(|e| &e.to).collect();
     for (i, node) in graph.nodes.iter().enumerate() {
-        let produced = graph.edges.iter().any(|e| &e.to == node);
+        let produced = produced_set.contains(node);
         if matches!(node, NodeId::Resource(_))
             && !produced
             && let Some(first) = dag[i].iter().map(|&t| rank[t]).min()

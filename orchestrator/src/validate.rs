@@ -62,6 +62,8 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
         }
     }
 
+    let resource_names: HashSet<&str> =
+        pipeline.resources.iter().map(|r| r.name.as_str()).collect();
     // Which jobs get or put which resources (for `passed:`).
     let mut uses: HashMap<&str, HashSet<&str>> = HashMap::new();
     let mut used: HashSet<&str> = HashSet::new();
@@ -83,7 +85,7 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
         job.walk_steps(&mut |step| match &step.kind {
             StepKind::Get(g) => {
                 let resource = g.resource_name();
-                if pipeline.resource(resource).is_none() {
+                if !resource_names.contains(resource) {
                     out.push(Diagnostic::error(
                         &step.loc,
                         format!("job `{}`: get `{}`: unknown resource `{resource}`", job.name, g.name),
@@ -116,7 +118,7 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
             }
             StepKind::Put(p) => {
                 let resource = p.resource_name();
-                if pipeline.resource(resource).is_none() {
+                if !resource_names.contains(resource) {
                     out.push(Diagnostic::error(
                         &step.loc,
                         format!("job `{}`: put `{}`: unknown resource `{resource}`", job.name, p.name),
