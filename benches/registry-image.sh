@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: registry-image-resource against skopeo on the same local registry, in one run.
 #   pull:   our `in` (format oci-layout)  vs  skopeo copy docker://… oci:…   (target ≤ 0.8×)
+#   push:   our `out` (OCI layout, fresh repo) vs  skopeo copy oci:… docker://…
 #   rootfs: our `in` (format rootfs), for reference, with its peak RSS (target < 100 MB)
 #   digest: our `check` in tag mode       vs  skopeo inspect --raw            (target ≤ 0.5×)
 #   semver: our `check` over 1,000 tags, concurrent vs one-at-a-time lookups  (target ≥ 4×)
@@ -95,7 +96,18 @@ skopeo copy -q --src-tls-verify=false "docker://$host/bench:1.0.0" "oci:$work/sk
 t2=$(now)
 ours_pull=$(python3 -c "print($t1-$t0)") skopeo_pull=$(python3 -c "print($t2-$t1)")
 [ "$(cat "$work/ours/digest")" = "$manifest_digest" ] || { echo "bench: wrong digest" >&2; exit 1; }
-rm -rf "$work/ours" "$work/skopeo"
+rm -rf "$work/skopeo"
+
+# --- push: ours (out from the OCI layout) vs skopeo copy oci: docker:// (fresh repos) -----------
+rm -f "$work/ours/repository" # no mount hint: every blob is uploaded
+echo "{\"source\":{\"repository\":\"$host/push-ours\",\"tag\":\"1.0.0\"},\"params\":{\"image\":\"oci\"}}" > "$work/out.json"
+t0=$(now)
+"$bin" out "$work/ours" < "$work/out.json" >/dev/null 2>"$work/out.log" || { cat "$work/out.log" >&2; exit 1; }
+t1=$(now)
+skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$work/ours/oci:1.0.0" "docker://$host/push-skopeo:1.0.0"
+t2=$(now)
+ours_push=$(python3 -c "print($t1-$t0)") skopeo_push=$(python3 -c "print($t2-$t1)")
+rm -rf "$work/ours"
 
 # --- rootfs with peak memory ---------------------------------------------------------------------
 t0=$(now)
@@ -167,6 +179,7 @@ ours_semver_rtt=$(python3 -c "print($t1-$t0)") serial_semver_rtt=$(python3 -c "p
 total_mb=$((layers * kb / 1024))
 echo "registry-image benchmark: $layers layers × $kb KB (${total_mb} MB), $tags tags, $(basename "$(dirname "$bin")") build"
 echo "pull to OCI layout:  ours $(secs "$ours_pull") s   skopeo copy $(secs "$skopeo_pull") s   ratio $(ratio "$ours_pull" "$skopeo_pull") (target ≤ 0.8)"
+echo "push from layout:    ours $(secs "$ours_push") s   skopeo copy $(secs "$skopeo_push") s   ratio $(ratio "$ours_push" "$skopeo_push")"
 echo "pull to rootfs:      ours $(secs "$rootfs_time") s   peak RSS $((rss_kb / 1024)) MB (target < 100)"
 echo "digest lookup:       ours $(secs "$ours_digest") s   skopeo inspect $(secs "$skopeo_digest") s   ratio $(ratio "$ours_digest" "$skopeo_digest") (target ≤ 0.5)"
 echo "semver check:        concurrent $(secs "$ours_semver") s   one at a time $(secs "$serial_semver") s   speed-up $(ratio "$serial_semver" "$ours_semver")× (127.0.0.1, CPU-bound)"
