@@ -358,15 +358,25 @@ pub fn execute(args: ExecuteArgs) -> u8 {
     if preset.is_empty()
         && let [only] = config.inputs.as_slice()
     {
-        preset.insert(only.name.clone(), PathBuf::from("."));
+        let here = PathBuf::from(".");
+        preset.insert(
+            only.name.clone(),
+            std::path::absolute(&here).unwrap_or(here),
+        );
     }
     let image = args.image.as_ref().map(|_| "image".to_string());
     if let Some(dir) = &args.image {
-        preset.insert("image".into(), dir.clone());
+        preset.insert(
+            "image".into(),
+            std::path::absolute(dir).unwrap_or(dir.clone()),
+        );
     }
     let exports: BTreeMap<String, PathBuf> = outputs
         .into_iter()
-        .map(|(k, v)| (k, PathBuf::from(v)))
+        .map(|(k, v)| {
+            let dir = PathBuf::from(v);
+            (k, std::path::absolute(&dir).unwrap_or(dir))
+        })
         .collect();
     let loc = config.loc.clone().unwrap_or_else(crate::diag::Loc::none);
     let task = Step {

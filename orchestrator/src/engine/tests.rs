@@ -798,3 +798,160 @@ fn killed_run_leaves_a_consistent_database_and_restart_marks_the_build_errored()
     let log = String::from_utf8(log.stdout).unwrap();
     assert!(log.contains("build interrupted"), "{log}");
 }
+
+#[test]
+fn interrupt_aborts_the_build_and_runs_on_abort() {
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1"]);
+    let marker = f.path().join("started");
+    let pipeline = f.path().join("pipeline.yml");
+    let plan = format!(
+        r#"
+  - task: slow
+    config:
+      platform: linux
+      run: {{path: sh, args: [-c, 'touch {m}; sleep 30']}}
+    on_abort:
+      task: tidy
+      config:
+        platform: linux
+        run: {{path: sh, args: [-c, 'echo tidied up']}}
+"#,
+        m = marker.display()
+    );
+    std::fs::write(&pipeline, mock_pipeline(&plan)).unwrap();
+    let child = resource_protocol::process::command(tributary_binary(), f.path())
+        .args(["run", "pipeline.yml", "--runtime", "host", "--json"])
+        .args(["-v", &format!("file={file}")])
+        .env(RESOURCE_DIR_ENV, resource_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // --json: one versioned object per line on stdout.
+    let events: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.iter().all(|e| e["v"] == 1));
+    let texts: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["step"].as_str().unwrap().to_owned(),
+                e["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        texts.contains(&("tidy".into(), "tidied up".into())),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&("".into(), "build aborted".into())),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn execute_check_and_versions_commands() {
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1", "v2"]);
+    std::fs::create_dir_all(f.path().join("src")).unwrap();
+    std::fs::write(f.path().join("src/in.txt"), "hello").unwrap();
+    std::fs::write(
+        f.path().join("task.yml"),
+        "platform: linux\ninputs: [{name: src}]\noutputs: [{name: out}]\n\
+         params: {WORD: ((word))}\n\
+         run: {path: sh, args: [-ec, 'cat src/in.txt > out/result; echo \" $WORD\" >> out/result; echo changed > src/in.txt']}\n",
+    )
+    .unwrap();
+    let tributary = |args: &[&str]| {
+        let out = resource_protocol::process::command(tributary_binary(), f.path())
+            .args(args)
+            .env(RESOURCE_DIR_ENV, resource_dir())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, _, err) = tributary(&[
+        "execute",
+        "-c",
+        "task.yml",
+        "-i",
+        "src=src",
+        "-o",
+        "out=result",
+        "-v",
+        "word=world",
+        "--runtime",
+        "host",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(f.path().join("result/result")).unwrap(),
+        "hello world\n"
+    );
+    // Inputs are copies.
+    assert_eq!(
+        std::fs::read_to_string(f.path().join("src/in.txt")).unwrap(),
+        "hello"
+    );
+    assert!(
+        err.contains("((redacted))") || !err.contains("world"),
+        "{err}"
+    );
+    std::fs::write(f.path().join("pipeline.yml"), mock_pipeline("")).unwrap();
+    let var = format!("file={file}");
+    let (code, out, err) = tributary(&["check", "pipeline.yml", "thing", "-v", &var]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "[{\"ref\":\"v1\"},{\"ref\":\"v2\"}]\n");
+    let (code, out, err) = tributary(&["versions", "pipeline.yml", "thing"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "{\"ref\":\"v2\"}\n{\"ref\":\"v1\"}\n");
+    let (code, _, err) = tributary(&[
+        "trigger",
+        "pipeline.yml",
+        "job",
+        "-v",
+        &var,
+        "--runtime",
+        "host",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = tributary(&["builds", "pipeline.yml", "--job", "job"]);
+    assert!(
+        out.lines()
+            .nth(1)
+            .unwrap()
+            .contains("\tjob\t1\tsucceeded\t"),
+        "{out}"
+    );
+    let (code, _, err) = tributary(&["run", "pipeline.yml", "--job", "nope", "-v", &var]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("--job nope: no such job"), "{err}");
+}
