@@ -144,6 +144,31 @@ pub fn load_task_config(
     }
 }
 
+/// The allowed field closest to a misspelt one (at most two edits away).
+fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    allowed
+        .iter()
+        .map(|a| (edit_distance(key, a), *a))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, a)| a)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 /// Drops repeated diagnostics (same place, same message), keeping the first of each.
 fn dedup(diags: &mut Vec<Diagnostic>) {
     let mut seen = HashSet::new();
@@ -260,13 +285,17 @@ impl Loader {
         for (k, _) in entries {
             let key = yaml::key_text(k).unwrap_or_default();
             if !allowed.contains(&key) {
-                self.error(
-                    &k.loc,
-                    format!(
-                        "unknown field `{key}` in {what} (valid: {})",
-                        allowed.join(", ")
-                    ),
-                );
+                // Concourse's docs call a job's plan `steps`; its code reads `plan`.
+                let near = if what == "job" && key == "steps" {
+                    Some("plan")
+                } else {
+                    suggest(key, allowed)
+                };
+                let hint = match near {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => format!("valid: {}", allowed.join(", ")),
+                };
+                self.error(&k.loc, format!("unknown field `{key}` in {what} ({hint})"));
             }
         }
         Some(entries)
@@ -771,7 +800,18 @@ impl Loader {
         for (k, _) in e {
             let key = yaml::key_text(k).unwrap_or_default();
             if !allowed.contains(&key) {
-                self.error(&k.loc, format!("unknown field `{key}` in {what}"));
+                let hint = if CORE_STEPS.iter().any(|(k, _)| *k == key) {
+                    Some(" (a step has one type)".to_string())
+                } else {
+                    suggest(key, &allowed).map(|near| format!(" (did you mean `{near}`?)"))
+                };
+                self.error(
+                    &k.loc,
+                    format!(
+                        "unknown field `{key}` in {what}{}",
+                        hint.unwrap_or_default()
+                    ),
+                );
             }
         }
         let loc = node.loc.clone();

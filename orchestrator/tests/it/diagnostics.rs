@@ -117,12 +117,12 @@ fn validation_errors() {
         (
             "two core steps in one",
             "resources:\n- name: r\n  type: git\njobs:\n- name: j\n  plan:\n  - get: r\n    put: r\n",
-            &["p.yml:7:5: error: unknown field `get` in put step"],
+            &["p.yml:7:5: error: unknown field `get` in put step (a step has one type)"],
         ),
         (
             "unknown field in a step",
             "resources:\n- name: r\n  type: git\njobs:\n- name: j\n  plan:\n  - get: r\n    triger: true\n",
-            &["p.yml:8:5: error: unknown field `triger` in get step"],
+            &["p.yml:8:5: error: unknown field `triger` in get step (did you mean `trigger`?)"],
         ),
         (
             "fail_fast without across",
@@ -132,16 +132,14 @@ fn validation_errors() {
         (
             "unknown field in a resource",
             "resources:\n- name: r\n  type: git\n  sauce: {}\njobs:\n- name: j\n  plan:\n  - get: r\n",
-            &[
-                "p.yml:4:3: error: unknown field `sauce` in resource (valid: name, type, source, check_every, check_timeout, version, icon, public, tags, webhook_token, old_name)",
-            ],
+            &["p.yml:4:3: error: unknown field `sauce` in resource (did you mean `source`?)"],
         ),
         (
             "unknown field in a job",
             "jobs:\n- name: j\n  steps: []\n",
             &[
                 "p.yml:2:3: error: job `j`: `plan` is required",
-                "p.yml:3:3: error: unknown field `steps` in job (valid: name, old_name, plan, serial, serial_groups, max_in_flight, build_log_retention, build_logs_to_retain, public, disable_manual_trigger, interruptible, on_success, on_failure, on_error, on_abort, ensure)",
+                "p.yml:3:3: error: unknown field `steps` in job (did you mean `plan`?)",
             ],
         ),
         (
