@@ -14,14 +14,18 @@ else types=${TYPES:-git registry-image registry-tag nix-cache} rounds=${ROUNDS:-
 for tool in umoci jq strip awk; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
 done
-bins=$PWD/target/debug
 for t in $types; do
-  [ -x "$bins/$t-resource" ] || cargo build -q -p "$t-resource"
+  [ -x "target/debug/$t-resource" ] || cargo build -q -p "$t-resource"
 done
 [ -x target/debug/images ] || cargo build -q -p images
-images=$PWD/target/debug/images
 work=$(mktemp -d "${TMPDIR:-/tmp}/images-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+# Frozen copies: a concurrent cargo build must not change the inputs between two rounds.
+bins=$work/bin
+mkdir -p "$bins"
+for t in $types; do cp "target/debug/$t-resource" "$bins/"; done
+cp target/debug/images "$work/images"
+images=$work/images
 ca=/etc/ssl/certs/ca-certificates.crt
 
 now() { date +%s.%N; }
