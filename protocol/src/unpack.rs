@@ -232,6 +232,11 @@ impl Unpacker<'_> {
             self.skip(&display, "path escapes the destination");
             return Ok(());
         };
+        let xattrs = if self.options.preserve_ownership {
+            extended_attributes(entry).map_err(UnpackError::Read)?
+        } else {
+            Vec::new()
+        };
         let header = entry.header();
         let kind = header.entry_type();
         let attributes = Attributes {
@@ -382,6 +387,18 @@ impl Unpacker<'_> {
                 fs::set_permissions(&target, fs::Permissions::from_mode(attributes.mode))
                     .map_err(write_error)?;
             }
+            // After chown, which clears `security.capability`.
+            for (name, value) in &xattrs {
+                if let Err(err) = rustix::fs::lsetxattr(
+                    &target,
+                    name.as_str(),
+                    value,
+                    rustix::fs::XattrFlags::empty(),
+                ) {
+                    let message = format!("{display}: cannot set extended attribute {name}: {err}");
+                    tracing::warn!("{message}");
+                }
+            }
             if let Some(mtime) = attributes.mtime {
                 let time = filetime::FileTime::from_unix_time(mtime as i64, 0);
                 filetime::set_symlink_file_times(&target, time, time).map_err(write_error)?;
@@ -474,6 +491,26 @@ impl Unpacker<'_> {
         }
         Ok(())
     }
+}
+
+/// The `SCHILY.xattr.*` PAX records of an entry (how tar carries extended attributes such as
+/// `security.capability`).
+fn extended_attributes<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let Some(extensions) = entry.pax_extensions()? else {
+        return Ok(Vec::new());
+    };
+    let mut xattrs = Vec::new();
+    for extension in extensions {
+        let extension = extension?;
+        if let Ok(key) = extension.key()
+            && let Some(name) = key.strip_prefix("SCHILY.xattr.")
+        {
+            xattrs.push((name.to_owned(), extension.value_bytes().to_vec()));
+        }
+    }
+    Ok(xattrs)
 }
 
 /// The entry path as plain components, or `None` when it is absolute or has a `..`.
@@ -1042,6 +1079,31 @@ mod tests {
             assert_eq!((meta.uid(), meta.gid()), (1234, 5678));
         } else {
             assert_eq!(meta.uid(), rustix::process::geteuid().as_raw());
+        }
+    }
+
+    #[test]
+    fn extended_attributes_are_kept_as_root() {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_pax_extensions([("SCHILY.xattr.trusted.tributary", &b"yes"[..])])
+            .unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_path("f").unwrap();
+        header.set_mode(0o755);
+        header.set_size(1);
+        header.set_cksum();
+        builder.append(&header, &b"x"[..]).unwrap();
+        let data = builder.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        unpack_archive(data.as_slice(), dir.path(), &UnpackOptions::for_layers()).unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("f")).unwrap(), "x");
+        let mut value = [0u8; 16];
+        let read = rustix::fs::lgetxattr(dir.path().join("f"), "trusted.tributary", &mut value);
+        if is_root() {
+            assert_eq!(&value[..read.unwrap()], b"yes");
+        } else {
+            assert!(read.is_err());
         }
     }
 
