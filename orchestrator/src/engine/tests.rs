@@ -193,12 +193,25 @@ jobs:
       platform: linux
       inputs: [{name: repo}]
       run: {path: sh, args: [-ec, 'test -f repo/app.txt']}
+  - task: from-file
+    file: repo/ci/task.yml
+    vars: {greeting: bonjour}
+    input_mapping: {source: repo}
+"#;
+
+const TASK_FILE: &str = r#"
+platform: linux
+inputs: [{name: source}]
+params: {GREETING: ((greeting))}
+run: {path: sh, args: [-ec, 'echo "$GREETING from $(cat source/app.txt)"']}
 "#;
 
 #[test]
 fn git_pipeline_flows_through_passed_and_new_commits_trigger_once() {
     let f = Fixture::new();
     f.git(&["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(f.path().join("repo/ci")).unwrap();
+    std::fs::write(f.path().join("repo/ci/task.yml"), TASK_FILE).unwrap();
     let first = f.commit("app.txt", "v1");
     let repo = f.path().join("repo").display().to_string();
     let vars = [("repo", repo.as_str()), ("token", "s3cr3t-token")];
@@ -211,6 +224,8 @@ fn git_pipeline_flows_through_passed_and_new_commits_trigger_once() {
     assert!(log.contains("unit: v1"), "{log}");
     assert!(log.contains("token is ((redacted)), count 3"), "{log}");
     assert!(!log.contains("s3cr3t"), "{log}");
+    let log = log_text(&engine, "package", 1);
+    assert!(log.contains("from-file: bonjour from v1"), "{log}");
     // Both jobs used the same commit.
     let state = engine.state();
     for job in ["test", "package"] {
@@ -954,4 +969,92 @@ fn execute_check_and_versions_commands() {
     let (code, _, err) = tributary(&["run", "pipeline.yml", "--job", "nope", "-v", &var]);
     assert_eq!(code, Some(3));
     assert!(err.contains("--job nope: no such job"), "{err}");
+}
+
+#[test]
+fn every_with_serial_builds_each_version_one_at_a_time() {
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1"]);
+    let lock = f.path().join("lock");
+    let yaml = format!(
+        r#"
+resources:
+- name: thing
+  type: mock
+  source: {{file: ((file))}}
+jobs:
+- name: job
+  serial: true
+  plan:
+  - get: thing
+    trigger: true
+    version: every
+  - task: exclusive
+    config:
+      platform: linux
+      inputs: [{{name: thing}}]
+      run: {{path: sh, args: [-ec, 'mkdir {l}; cat thing/ref; sleep 0.3; rmdir {l}']}}
+"#,
+        l = lock.display()
+    );
+    let engine = f.engine(&yaml, &[("file", &file)]);
+    assert_eq!(run(&engine), [b("job", 1, Succeeded)]);
+    std::fs::write(&file, "v1\nv2\nv3\n").unwrap();
+    assert_eq!(
+        run(&engine),
+        [b("job", 2, Succeeded), b("job", 3, Succeeded)]
+    );
+    assert!(log_text(&engine, "job", 2).contains("exclusive: v2"));
+    assert!(log_text(&engine, "job", 3).contains("exclusive: v3"));
+}
+
+#[test]
+fn watch_checks_again_and_builds_new_versions() {
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1"]);
+    let yaml = r#"
+resources:
+- name: thing
+  type: mock
+  check_every: 1s
+  source: {file: ((file))}
+jobs:
+- name: job
+  plan:
+  - get: thing
+    trigger: true
+"#;
+    let engine = f.engine(yaml, &[("file", &file)]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let watcher = engine.clone();
+    let versions = file.clone();
+    let summary = rt.block_on(async move {
+        let run = tokio::spawn(async move {
+            watcher
+                .run(&RunOptions {
+                    watch: true,
+                    job: None,
+                })
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        std::fs::write(&versions, "v1\nv2\n").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while engine.state().builds(Some("job")).unwrap().len() < 2
+            || engine.state().builds(Some("job")).unwrap()[0].status != Succeeded
+        {
+            assert!(std::time::Instant::now() < deadline, "no second build");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        engine.cancel.cancel();
+        run.await.unwrap()
+    });
+    assert_eq!(
+        summary.builds,
+        [b("job", 1, Succeeded), b("job", 2, Succeeded)]
+    );
 }
