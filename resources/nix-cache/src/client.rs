@@ -268,12 +268,21 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
         if let Some(e) = cause.downcast_ref::<StatusError>() {
             e.status == StatusCode::TOO_MANY_REQUESTS || e.status.is_server_error()
         } else if let Some(e) = cause.downcast_ref::<reqwest::Error>() {
-            (e.is_connect() || e.is_timeout() || e.is_body() || e.is_request())
-                && !is_tls_failure(e)
+            transient_reqwest(e)
+        } else if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+            // A download cut short reaches the decoder as an io::Error wrapping reqwest's.
+            e.get_ref()
+                .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+                .is_some_and(transient_reqwest)
         } else {
             false
         }
     })
+}
+
+fn transient_reqwest(e: &reqwest::Error) -> bool {
+    (e.is_connect() || e.is_timeout() || e.is_body() || e.is_request() || e.is_decode())
+        && !is_tls_failure(e)
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or [`ATTEMPTS`] tries are used up; for

@@ -136,7 +136,20 @@ pub async fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Res
             }
             api.missing_paths(&candidates).await?
         }
-        None => missing_paths_http(&client, &order).await?,
+        None => {
+            // Nix reads nix-cache-info first; a cache that lacks it is made usable here, as
+            // `nix copy --to` does.
+            if !client.exists("nix-cache-info").await? {
+                client
+                    .put_bytes(
+                        "nix-cache-info",
+                        b"StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n".to_vec(),
+                        "text/x-nix-cache-info",
+                    )
+                    .await?;
+            }
+            missing_paths_http(&client, &order).await?
+        }
     };
     let to_upload: Vec<StorePath> = order
         .iter()

@@ -5,6 +5,7 @@
 
 mod attic;
 mod bad_input;
+mod faults;
 mod nar;
 mod negative;
 mod plain;

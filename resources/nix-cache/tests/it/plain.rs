@@ -91,12 +91,17 @@ fn push_from_a_local_cache_then_nix_copies_and_verifies_it() {
     assert_eq!(narinfos, expected.iter().collect::<Vec<_>>(), "{puts:?}");
     let first_narinfo = puts.iter().position(|p| p.ends_with(".narinfo")).unwrap();
     assert!(
-        puts[..first_narinfo]
+        puts[1..first_narinfo]
             .iter()
             .all(|p| p.starts_with("/c/nar/")),
         "{puts:?}"
     );
-    assert_eq!(puts.len(), 7, "{puts:?}");
+    assert_eq!(puts.len(), 8, "{puts:?}");
+    assert_eq!(puts[0], "/c/nix-cache-info");
+    assert_eq!(
+        std::fs::read_to_string(cache.cache_dir().join("nix-cache-info")).unwrap(),
+        "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"
+    );
     assert_eq!(puts.last().unwrap(), "/c/pins/main");
 
     // Real Nix accepts what we wrote.
