@@ -6,6 +6,12 @@
 //! errors, and YAML 1.1 scalars (`yes`/`no`/`on`/`off`). Scalars keep their source text and
 //! whether they were plain; the loader resolves types where it knows what a field expects.
 //! This module never interprets pipeline semantics.
+//!
+//! Why saphyr-parser: serde_yaml is archived and keeps no positions; its forks (serde_yml,
+//! serde_yaml_ng) inherit both problems. saphyr-parser is the maintained successor of
+//! yaml-rust2, a pure-Rust YAML 1.2 parser whose events carry spans, with an iterative state
+//! machine and its own nesting limit; it leaves anchors and merge keys to the caller, which is
+//! what lets us bound alias expansion and apply YAML 1.1 merge and scalar rules ourselves.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -100,6 +106,14 @@ pub fn resolve_plain(text: &str) -> Typed {
         i64::from_str_radix(hex, 16).ok()
     } else if let Some(oct) = body.strip_prefix("0o") {
         i64::from_str_radix(oct, 8).ok()
+    } else if let Some(bin) = body.strip_prefix("0b") {
+        i64::from_str_radix(bin, 2).ok()
+    } else if body.len() > 1
+        && body.starts_with('0')
+        && body.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
+        // YAML 1.1 octal: `mode: 0755` is 493, as go-yaml (and so Concourse) reads it.
+        i64::from_str_radix(&body[1..], 8).ok()
     } else if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()) {
         body.parse::<i64>().ok()
     } else {
@@ -521,6 +535,11 @@ mod tests {
             ("0x1f", Typed::Int(31)),
             ("-12", Typed::Int(-12)),
             ("1_000", Typed::Int(1000)),
+            ("0755", Typed::Int(493)),
+            ("0b101", Typed::Int(5)),
+            ("0o17", Typed::Int(15)),
+            ("089", Typed::Int(89)),
+            ("0", Typed::Int(0)),
             ("1.5", Typed::Float(1.5)),
             ("1e3", Typed::Float(1000.0)),
             ("1.2.3", Typed::Str),
