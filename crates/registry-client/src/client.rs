@@ -201,8 +201,50 @@ struct AuthState {
 enum CallBody {
     Empty,
     Bytes(Bytes),
-    File { path: PathBuf, size: u64 },
+    /// `len` bytes of the file from `offset`.
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
 }
+
+/// What an upload sends, so any part of it can be (re)sent.
+enum BlobContent<'a> {
+    File { path: &'a Path, size: u64 },
+    Bytes(Bytes),
+}
+
+impl BlobContent<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Self::File { size, .. } => *size,
+            Self::Bytes(b) => b.len() as u64,
+        }
+    }
+
+    fn part(&self, offset: u64, len: u64) -> CallBody {
+        match self {
+            Self::File { path, .. } => CallBody::File {
+                path: path.to_path_buf(),
+                offset,
+                len,
+            },
+            Self::Bytes(b) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
+                let end = usize::try_from(offset.saturating_add(len))
+                    .unwrap_or(usize::MAX)
+                    .min(b.len());
+                CallBody::Bytes(b.slice(start..end))
+            }
+        }
+    }
+}
+
+/// First chunk size when a registry refuses a monolithic upload as too large (`413`).
+const FIRST_CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+/// Chunks are halved on `413` down to this.
+const MIN_CHUNK_BYTES: u64 = 64 * 1024;
 
 struct Call<'a> {
     method: Method,
@@ -599,40 +641,99 @@ impl RegistryClient {
         size: u64,
         path: &Path,
     ) -> Result<(), RegistryError> {
-        self.upload(digest, || CallBody::File {
-            path: path.to_owned(),
-            size,
-        })
-        .await
+        self.upload(digest, &BlobContent::File { path, size }).await
     }
 
     /// Uploads in-memory bytes (a config, a small layer) as blob `digest`.
     pub async fn upload_blob_bytes(&self, digest: &str, bytes: Bytes) -> Result<(), RegistryError> {
-        self.upload(digest, || CallBody::Bytes(bytes.clone())).await
+        self.upload(digest, &BlobContent::Bytes(bytes)).await
     }
 
-    async fn upload(&self, digest: &str, body: impl Fn() -> CallBody) -> Result<(), RegistryError> {
+    async fn upload(&self, digest: &str, content: &BlobContent<'_>) -> Result<(), RegistryError> {
         validate_digest(digest).map_err(RegistryError::InvalidReference)?;
         let scopes = [push_scope(&self.inner.repository)];
+        let session = self.start_upload(&scopes).await?;
+        let mut put_url = session.clone();
+        put_url.query_pairs_mut().append_pair("digest", digest);
+        let mut call = Call::new(Method::PUT, put_url, &scopes)
+            .header(header::CONTENT_TYPE, "application/octet-stream");
+        call.body = content.part(0, content.len());
+        let response = self.send(call).await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(()),
+            // A proxy in front of the registry limits request bodies: send it in chunks.
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                drop(response);
+                tracing::info!(
+                    "{}: monolithic upload of {digest} refused as too large; uploading in chunks",
+                    self.inner.registry
+                );
+                self.upload_chunked(digest, content, &scopes).await
+            }
+            _ => Err(self
+                .status_error(response, "PUT", NotFound::Repository)
+                .await),
+        }
+    }
+
+    /// `POST`s an upload session and returns its URL.
+    async fn start_upload(&self, scopes: &[String]) -> Result<Url, RegistryError> {
         let start = self.url("blobs/uploads/").await?;
         let response = self
-            .send(Call::new(Method::POST, start.clone(), &scopes))
+            .send(Call::new(Method::POST, start.clone(), scopes))
             .await?;
         if response.status() != StatusCode::ACCEPTED {
             return Err(self
                 .status_error(response, "POST", NotFound::Repository)
                 .await);
         }
-        let Some(mut put_url) = location(&response, &start) else {
-            return Err(RegistryError::InvalidResponse {
-                url: start.to_string(),
-                message: "upload session without a Location header".into(),
-            });
-        };
+        location(&response, &start).ok_or_else(|| RegistryError::InvalidResponse {
+            url: start.to_string(),
+            message: "upload session without a Location header".into(),
+        })
+    }
+
+    /// A fresh session, `PATCH`es of at most a chunk (halved on `413`), then `PUT ?digest=`.
+    async fn upload_chunked(
+        &self,
+        digest: &str,
+        content: &BlobContent<'_>,
+        scopes: &[String],
+    ) -> Result<(), RegistryError> {
+        let mut session = self.start_upload(scopes).await?;
+        let total = content.len();
+        let mut chunk = FIRST_CHUNK_BYTES;
+        let mut offset = 0u64;
+        while offset < total {
+            let len = chunk.min(total - offset);
+            let mut call = Call::new(Method::PATCH, session.clone(), scopes)
+                .header(header::CONTENT_TYPE, "application/octet-stream");
+            let range = format!("{offset}-{}", offset + len - 1);
+            call.headers.push((
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&range)
+                    .map_err(|_| RegistryError::InvalidReference(range.clone()))?,
+            ));
+            call.body = content.part(offset, len);
+            let response = self.send(call).await?;
+            match response.status() {
+                StatusCode::ACCEPTED | StatusCode::NO_CONTENT => {
+                    session = location(&response, &session).unwrap_or(session);
+                    offset += len;
+                }
+                StatusCode::PAYLOAD_TOO_LARGE if chunk / 2 >= MIN_CHUNK_BYTES => chunk /= 2,
+                _ => {
+                    return Err(self
+                        .status_error(response, "PATCH", NotFound::Repository)
+                        .await);
+                }
+            }
+        }
+        let mut put_url = session;
         put_url.query_pairs_mut().append_pair("digest", digest);
-        let mut call = Call::new(Method::PUT, put_url, &scopes)
+        let mut call = Call::new(Method::PUT, put_url, scopes)
             .header(header::CONTENT_TYPE, "application/octet-stream");
-        call.body = body();
+        call.body = CallBody::Bytes(Bytes::new());
         let response = self.send(call).await?;
         if response.status() != StatusCode::CREATED {
             return Err(self
@@ -726,9 +827,9 @@ impl RegistryClient {
             request = match &call.body {
                 CallBody::Empty => request,
                 CallBody::Bytes(bytes) => request.body(bytes.clone()),
-                CallBody::File { path, size } => request
-                    .header(header::CONTENT_LENGTH, *size)
-                    .body(file_body(path).await?),
+                CallBody::File { path, offset, len } => request
+                    .header(header::CONTENT_LENGTH, *len)
+                    .body(file_body(path, *offset, *len).await?),
             };
             let response = match request.send().await {
                 Ok(r) => r,
@@ -1294,12 +1395,15 @@ impl BlobState {
     }
 }
 
-async fn file_body(path: &Path) -> Result<reqwest::Body, RegistryError> {
-    let file = tokio::fs::File::open(path)
+async fn file_body(path: &Path, offset: u64, len: u64) -> Result<reqwest::Body, RegistryError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path)
         .await
         .map_err(|e| RegistryError::io(path, e))?;
-    let stream = futures::stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| RegistryError::io(path, e))?;
+    let stream = futures::stream::unfold(file.take(len), |mut file| async move {
         let mut buf = vec![0u8; 256 * 1024];
         match file.read(&mut buf).await {
             Ok(0) => None,

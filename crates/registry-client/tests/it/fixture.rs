@@ -390,3 +390,33 @@ async fn pushes_blobs_manifests_and_mounts() {
         (pushed, OCI_MANIFEST.to_owned())
     );
 }
+
+#[tokio::test]
+async fn uploads_in_chunks_when_the_proxy_limits_bodies() {
+    let fx = DistributionFixture::start();
+    fx.set_faults(Faults {
+        max_upload_body: Some(3 * 1024 * 1024),
+        ..Faults::default()
+    });
+    let c = client(&fx.host(), "app");
+    let content: Vec<u8> = (0..20_000_000u32).map(|i| (i % 241) as u8).collect();
+    let digest = testbed::fixtures::distribution::sha256_digest(&content);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layer");
+    std::fs::write(&path, &content).unwrap();
+    c.upload_blob(&digest, content.len() as u64, &path)
+        .await
+        .unwrap();
+    assert!(fx.blob(&digest).unwrap() == content);
+    // In memory too.
+    let small: Vec<u8> = content[..5_000_000].to_vec();
+    let small_digest = testbed::fixtures::distribution::sha256_digest(&small);
+    c.upload_blob_bytes(&small_digest, small.into())
+        .await
+        .unwrap();
+    assert!(fx.blob(&small_digest).is_some());
+    let methods: Vec<String> = fx.requests().into_iter().map(|r| r.method).collect();
+    // Per blob: POST, PUT (413), POST, then PATCHes: 8 MiB (413), 4 MiB (413), 2 MiB each.
+    let patches = methods.iter().filter(|m| *m == "PATCH").count();
+    assert_eq!(patches, 2 + 10 + 2 + 3, "{methods:?}");
+}
