@@ -318,9 +318,11 @@ pub async fn get(
     }))
     .buffer_unordered(NAR_CONCURRENCY);
     let mut bytes = 0u64;
+    let progress = crate::progress::Progress::new("fetched", infos.len());
     while let Some(result) = downloads.next().await {
         let (local, size) = result?;
         bytes += size;
+        progress.item_done(size);
         local_infos.insert(local.store_path.clone(), local);
     }
     drop(downloads);

@@ -16,6 +16,7 @@ pub mod nar;
 pub mod narinfo;
 pub mod nix32;
 pub mod pin;
+pub mod progress;
 pub mod push;
 pub mod signing;
 pub mod store_path;

@@ -163,17 +163,20 @@ pub async fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Res
     );
 
     let stats = Arc::new(Stats::default());
+    let progress = Arc::new(crate::progress::Progress::new("uploaded", to_upload.len()));
     match &attic {
         Some(api) => {
             for level in upload_levels(&infos, &to_upload) {
                 let mut uploads = futures::stream::iter(level.iter().map(|p| {
                     let item = &items[p];
                     let stats = stats.clone();
+                    let progress = progress.clone();
                     async move {
                         let what = format!("upload of {}", item.info.store_path);
                         let sent =
                             crate::client::retry_transient(&what, || api.upload(item)).await?;
                         stats.bytes_sent.fetch_add(sent, Ordering::Relaxed);
+                        progress.item_done(sent);
                         anyhow::Ok(())
                     }
                 }))
@@ -189,6 +192,7 @@ pub async fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Res
                 let item = &items[p];
                 let client = &client;
                 let stats = stats.clone();
+                let progress = progress.clone();
                 async move {
                     let what = format!("upload of {}", item.info.store_path);
                     let (info, sent) = crate::client::retry_transient(&what, || {
@@ -196,6 +200,7 @@ pub async fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Res
                     })
                     .await?;
                     stats.bytes_sent.fetch_add(sent, Ordering::Relaxed);
+                    progress.item_done(sent);
                     anyhow::Ok(info)
                 }
             }))
