@@ -53,6 +53,17 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
             ));
         }
     }
+    for t in &pipeline.resource_types {
+        if pipeline.base_type(&t.name).is_none() {
+            out.push(Diagnostic::error(
+                &t.loc,
+                format!(
+                    "resource type `{}`: its `type:` chain loops and never reaches a base type",
+                    t.name
+                ),
+            ));
+        }
+    }
     for r in &pipeline.resources {
         if !known_type(&r.type_) {
             out.push(Diagnostic::error(

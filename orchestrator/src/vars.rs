@@ -473,6 +473,88 @@ pub fn interpolate(node: &mut Node, vars: &StaticVars, diags: &mut Vec<Diagnosti
     }
 }
 
+/// Why a var could not be resolved at run time.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VarError {
+    /// No value for the var.
+    #[error("undefined var {0}")]
+    Missing(String),
+    /// The var has no such field.
+    #[error("var {var}: field `{field}` not found")]
+    NoField {
+        /// The var, as written.
+        var: String,
+        /// The missing field.
+        field: String,
+    },
+    /// A structured value cannot be embedded in a string.
+    #[error("var {0} is not a string or number and cannot be embedded in a string")]
+    NotEmbeddable(String),
+}
+
+/// Resolves every `((var))` in `value` (the engine's run-time interpolation of `params`,
+/// `source`, `vars`…). `lookup` gets the var's source and path and returns its whole value;
+/// fields are walked here. A value that is exactly `((x))` takes the var's type. The first
+/// var that cannot be resolved is the error.
+pub fn resolve_json(
+    value: &Json,
+    lookup: &mut dyn FnMut(Option<&str>, &str) -> Option<Json>,
+) -> Result<Json, VarError> {
+    match value {
+        Json::String(text) => resolve_string(text, lookup),
+        Json::Array(items) => items.iter().map(|v| resolve_json(v, lookup)).collect(),
+        Json::Object(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                out.insert(k.clone(), resolve_json(v, lookup)?);
+            }
+            Ok(Json::Object(out))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+fn resolve_one(
+    var: &VarRef,
+    lookup: &mut dyn FnMut(Option<&str>, &str) -> Option<Json>,
+) -> Result<Json, VarError> {
+    let mut value = lookup(var.source.as_deref(), &var.path)
+        .ok_or_else(|| VarError::Missing(var.to_string()))?;
+    for field in &var.fields {
+        value = value.get(field).cloned().ok_or_else(|| VarError::NoField {
+            var: var.to_string(),
+            field: field.clone(),
+        })?;
+    }
+    Ok(value)
+}
+
+fn resolve_string(
+    text: &str,
+    lookup: &mut dyn FnMut(Option<&str>, &str) -> Option<Json>,
+) -> Result<Json, VarError> {
+    if !text.contains("((") {
+        return Ok(Json::String(text.to_string()));
+    }
+    let refs = find_refs(text);
+    if refs.len() == 1 && refs[0].range.len() == text.trim().len() {
+        return resolve_one(&refs[0].var, lookup);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for found in &refs {
+        out.push_str(&text[last..found.range.start]);
+        last = found.range.end;
+        match resolve_one(&found.var, lookup)? {
+            Json::String(s) => out.push_str(&s),
+            Json::Number(n) => out.push_str(&n.to_string()),
+            _ => return Err(VarError::NotEmbeddable(found.var.to_string())),
+        }
+    }
+    out.push_str(&text[last..]);
+    Ok(Json::String(out))
+}
+
 fn no_field(loc: &Loc, var: &VarRef, field: &str) -> Diagnostic {
     Diagnostic::error(loc, format!("var {var}: field `{field}` not found"))
 }
@@ -601,6 +683,47 @@ mod tests {
         assert_eq!(get("nested"), json!({"key": "deep"}));
         let redact = vars.redaction_set();
         assert!(redact.contains("from-b") && redact.contains("deep") && redact.contains("2"));
+    }
+
+    #[test]
+    fn resolves_vars_at_run_time() {
+        let mut lookup = |source: Option<&str>, path: &str| match (source, path) {
+            (Some("."), "tag") => Some(json!("3.12.1")),
+            (Some("."), "meta") => Some(json!({"version": {"ref": "abc"}})),
+            (None, "n") => Some(json!(2)),
+            (None, "list") => Some(json!([1])),
+            _ => None,
+        };
+        let ok = [
+            (json!("((.:tag))"), json!("3.12.1")),
+            (
+                json!({"A": "py-((.:tag))", "N": "((n))", "L": ["((list))"]}),
+                json!({"A": "py-3.12.1", "N": 2, "L": [[1]]}),
+            ),
+            (json!("((.:meta.version.ref))"), json!("abc")),
+            (
+                json!({"plain": true, "x": null}),
+                json!({"plain": true, "x": null}),
+            ),
+        ];
+        for (input, want) in ok {
+            assert_eq!(resolve_json(&input, &mut lookup), Ok(want), "{input}");
+        }
+        let errors = [
+            (json!({"a": ["((missing))"]}), "undefined var ((missing))"),
+            (
+                json!("((.:meta.nope))"),
+                "var ((.:meta.nope)): field `nope` not found",
+            ),
+            (
+                json!("x-((list))"),
+                "var ((list)) is not a string or number and cannot be embedded in a string",
+            ),
+        ];
+        for (input, want) in errors {
+            let err = resolve_json(&input, &mut lookup).unwrap_err();
+            assert_eq!(err.to_string(), want, "{input}");
+        }
     }
 
     #[test]

@@ -66,6 +66,14 @@ fn validation_errors() {
             &["p.yml:2:3: error: resource type `t`: unknown resource type `nope`"],
         ),
         (
+            "resource types in a loop",
+            "resource_types:\n- name: a\n  type: b\n- name: b\n  type: a\nresources:\n- name: r\n  type: a\njobs:\n- name: j\n  plan:\n  - get: r\n",
+            &[
+                "p.yml:2:3: error: resource type `a`: its `type:` chain loops and never reaches a base type",
+                "p.yml:4:3: error: resource type `b`: its `type:` chain loops and never reaches a base type",
+            ],
+        ),
+        (
             "unused resource",
             "resources:\n- name: r\n  type: git\n- name: idle\n  type: git\njobs:\n- name: j\n  plan:\n  - get: r\n",
             &["p.yml:4:3: error: resource `idle` is not used by any job"],
