@@ -682,6 +682,41 @@ fn registry_pipeline_with_image_resource_custom_type_and_put() {
         );
         let _ = again;
     }
+    // Bad input: a resource type whose image does not exist errors the build, naming the type.
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1"]);
+    let yaml = r#"
+resource_types:
+- name: ghost
+  type: registry-image
+  source: {repository: ((registry))/no/such-image, tag: latest, insecure: true}
+resources:
+- name: thing
+  type: mock
+  source: {file: ((file))}
+- name: haunted
+  type: ghost
+  source: {}
+jobs:
+- name: job
+  plan:
+  - get: thing
+    trigger: true
+  - put: haunted
+"#;
+    let host = registry.host();
+    let engine = f.engine_on(
+        Runtime::Bwrap,
+        yaml,
+        &[("file", &file), ("registry", &host)],
+    );
+    assert_eq!(run(&engine), [b("job", 1, Errored)]);
+    let build = engine.state().build_by_name("job", 1).unwrap().unwrap();
+    let error = build.error.unwrap();
+    assert!(
+        error.starts_with("haunted: resource type ghost: check failed"),
+        "{error}"
+    );
 }
 
 /// The `tributary` binary of this target dir (built for the integration tests; built here if
