@@ -182,6 +182,8 @@ struct Inner {
     retry: RetryPolicy,
     base: tokio::sync::OnceCell<Url>,
     auth: Mutex<AuthState>,
+    /// Held while a token is fetched, so concurrent requests share one token request.
+    token_gate: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +197,18 @@ enum SchemeChoice {
 #[derive(Default)]
 struct AuthState {
     challenge: Option<Challenge>,
-    tokens: HashMap<String, (Secret, Instant)>,
+    /// Bearer tokens by scope set (the scopes joined by spaces).
+    tokens: HashMap<String, CachedToken>,
+    /// Counts tokens fetched, so a task that got a `401` can tell whether another task has
+    /// fetched a newer token meanwhile.
+    epoch: u64,
+}
+
+#[derive(Clone)]
+struct CachedToken {
+    token: Secret,
+    deadline: Instant,
+    epoch: u64,
 }
 
 enum CallBody {
@@ -315,6 +328,7 @@ impl RegistryClient {
                 retry: config.retry,
                 base: tokio::sync::OnceCell::new(),
                 auth: Mutex::new(AuthState::default()),
+                token_gate: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -344,6 +358,7 @@ impl RegistryClient {
                 retry: inner.retry,
                 base: inner.base.clone(),
                 auth: Mutex::new(AuthState::default()),
+                token_gate: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -821,8 +836,13 @@ impl RegistryClient {
             for (name, value) in &call.headers {
                 request = request.header(name, value);
             }
-            if own && let Some(auth) = self.auth_header(call.scopes).await? {
-                request = request.header(header::AUTHORIZATION, auth);
+            let mut used_epoch = 0;
+            if own {
+                let (auth, epoch) = self.auth_header(call.scopes).await?;
+                used_epoch = epoch;
+                if let Some(auth) = auth {
+                    request = request.header(header::AUTHORIZATION, auth);
+                }
             }
             request = match &call.body {
                 CallBody::Empty => request,
@@ -851,7 +871,7 @@ impl RegistryClient {
                     return Err(self.unauthorized());
                 }
                 answered_challenge = true;
-                self.answer_challenge(response.headers(), call.scopes)
+                self.answer_challenge(response.headers(), call.scopes, used_epoch)
                     .await?;
                 continue;
             }
@@ -901,41 +921,60 @@ impl RegistryClient {
         }
     }
 
-    /// The `Authorization` value for `scopes` under the challenge seen so far, fetching a
-    /// token when needed.
-    async fn auth_header(&self, scopes: &[String]) -> Result<Option<String>, RegistryError> {
+    /// The challenge seen so far and the fresh cached token for `key`, if any.
+    fn cached(&self, key: &str) -> (Option<Challenge>, Option<CachedToken>) {
+        let state = self.lock_auth();
+        let token = state
+            .tokens
+            .get(key)
+            .filter(|t| Instant::now() < t.deadline)
+            .cloned();
+        (state.challenge.clone(), token)
+    }
+
+    /// The `Authorization` value for `scopes` under the challenge seen so far (fetching a
+    /// token when needed), and the epoch of the token used (0 for none).
+    async fn auth_header(&self, scopes: &[String]) -> Result<(Option<String>, u64), RegistryError> {
         let key = scopes.join(" ");
-        let (challenge, cached) = {
-            let state = self.lock_auth();
-            let cached = state
-                .tokens
-                .get(&key)
-                .filter(|(_, deadline)| Instant::now() < *deadline)
-                .map(|(token, _)| token.clone());
-            (state.challenge.clone(), cached)
-        };
+        let (challenge, cached) = self.cached(&key);
         match challenge {
-            None => Ok(None),
-            Some(Challenge::Basic) => Ok(self
-                .inner
-                .credentials
-                .as_ref()
-                .map(Credentials::basic_header)),
+            None => Ok((None, 0)),
+            Some(Challenge::Basic) => Ok((
+                self.inner
+                    .credentials
+                    .as_ref()
+                    .map(Credentials::basic_header),
+                0,
+            )),
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let token = match cached {
                     Some(token) => token,
-                    None => self.fetch_token(&realm, service.as_deref(), scopes).await?,
+                    None => {
+                        let _gate = self.inner.token_gate.lock().await;
+                        match self.cached(&key).1 {
+                            Some(token) => token,
+                            None => {
+                                self.fetch_token(&realm, service.as_deref(), scopes, &key)
+                                    .await?
+                            }
+                        }
+                    }
                 };
-                Ok(Some(format!("Bearer {}", token.expose())))
+                Ok((
+                    Some(format!("Bearer {}", token.token.expose())),
+                    token.epoch,
+                ))
             }
         }
     }
 
-    /// Records a `401`'s challenge and makes sure credentials for `scopes` are ready.
+    /// Records a `401`'s challenge and makes sure credentials for `scopes` are ready; a
+    /// token newer than `used_epoch` (fetched by a concurrent request) is reused.
     async fn answer_challenge(
         &self,
         headers: &HeaderMap,
         scopes: &[String],
+        used_epoch: u64,
     ) -> Result<(), RegistryError> {
         let challenge = headers
             .get_all(header::WWW_AUTHENTICATE)
@@ -946,15 +985,20 @@ impl RegistryClient {
         let Some(challenge) = challenge else {
             return Err(self.unauthorized());
         };
+        let _gate = self.inner.token_gate.lock().await;
         let key = scopes.join(" ");
-        {
+        let newer_token = {
             let mut state = self.lock_auth();
-            state.tokens.remove(&key);
             state.challenge = Some(challenge.clone());
-        }
+            state
+                .tokens
+                .get(&key)
+                .is_some_and(|t| t.epoch > used_epoch && Instant::now() < t.deadline)
+        };
         match challenge {
             Challenge::Basic if self.inner.credentials.is_none() => Err(self.unauthorized()),
             Challenge::Basic => Ok(()),
+            Challenge::Bearer { .. } if newer_token => Ok(()),
             Challenge::Bearer {
                 realm,
                 service,
@@ -964,24 +1008,21 @@ impl RegistryClient {
                 if let Some(scope) = scope.filter(|s| !scopes.contains(s)) {
                     scopes.push(scope);
                 }
-                let token = self
-                    .fetch_token(&realm, service.as_deref(), &scopes)
+                self.fetch_token(&realm, service.as_deref(), &scopes, &key)
                     .await?;
-                // Cache under the caller's key too, so the retry uses it.
-                let mut state = self.lock_auth();
-                let deadline = Instant::now() + Duration::from_secs(50);
-                state.tokens.entry(key).or_insert((token, deadline));
                 Ok(())
             }
         }
     }
 
+    /// Asks the token endpoint for `scopes` and caches the answer under `cache_key`.
     async fn fetch_token(
         &self,
         realm: &str,
         service: Option<&str>,
         scopes: &[String],
-    ) -> Result<Secret, RegistryError> {
+        cache_key: &str,
+    ) -> Result<CachedToken, RegistryError> {
         let mut url = Url::parse(realm).map_err(|e| RegistryError::InvalidResponse {
             url: self.inner.registry.clone(),
             message: format!("token realm {realm:?}: {e}"),
@@ -1046,10 +1087,15 @@ impl RegistryClient {
                 url: url.to_string(),
                 message: "token response without a token".into(),
             })?;
-        self.lock_auth()
-            .tokens
-            .insert(scopes.join(" "), (token.clone(), deadline));
-        Ok(token)
+        let mut state = self.lock_auth();
+        state.epoch += 1;
+        let cached = CachedToken {
+            token,
+            deadline,
+            epoch: state.epoch,
+        };
+        state.tokens.insert(cache_key.to_owned(), cached.clone());
+        Ok(cached)
     }
 
     fn lock_auth(&self) -> std::sync::MutexGuard<'_, AuthState> {

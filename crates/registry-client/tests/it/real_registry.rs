@@ -115,6 +115,21 @@ async fn bearer_registry_round_trip_with_scoped_tokens() {
     );
     // Tokens are cached per scope: far fewer token requests than registry requests (300 pushes).
     assert!(tokens.len() <= 4, "{tokens:?}");
+    // Fifty concurrent lookups by a fresh client share one token request.
+    let before = registry.token_server().unwrap().requests().len();
+    let fresh = client_for(&registry, "team/app", None);
+    let lookups = (0..50).map(|i| {
+        let fresh = fresh.clone();
+        async move {
+            fresh
+                .head_manifest(&format!("2.{}.{}", i / 10, i % 10))
+                .await
+        }
+    });
+    let found = futures::future::join_all(lookups).await;
+    assert!(found.iter().all(|r| matches!(r, Ok(Some(_)))), "{found:?}");
+    let after = registry.token_server().unwrap().requests().len();
+    assert_eq!(after - before, 1, "one token for fifty concurrent requests");
     // Anonymous clients get pull-only tokens: reads work, pushes are refused.
     let mut config = ClientConfig::new(registry.host(), "team/app");
     config.retry = RetryPolicy::fast();
