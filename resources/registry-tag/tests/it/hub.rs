@@ -168,3 +168,46 @@ fn retries_when_throttled() {
     assert_eq!(stderr.matches("429").count(), 2, "{stderr}");
     assert_eq!(hub.requests().len(), 4);
 }
+
+/// The fixture's own fidelity to Hub, checked from outside: page limits, absolute links,
+/// newest first, 404 past the end.
+#[test]
+fn fixture_answers_like_hub() {
+    let hub = HubFixture::start();
+    hub.push_tags("library/app", &numbered("t", 5));
+    let base = hub.repository_uri("library/app");
+    let transport = registry_client::HttpTransport::new(
+        &[],
+        false,
+        registry_client::RetryPolicy::fast(),
+        "test",
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let get = |url: String| {
+        runtime.block_on(async {
+            let response = transport.get(&url.parse().unwrap()).await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body)
+        })
+    };
+    let (status, page) = get(format!("{base}/tags?page_size=2"));
+    assert_eq!(status, 200);
+    assert_eq!(page["count"], 5);
+    assert_eq!(page["previous"], serde_json::Value::Null);
+    assert_eq!(page["results"][0]["name"], "t4", "newest first");
+    assert_eq!(page["next"], format!("{base}/tags?page=2&page_size=2"));
+    let (_, last) = get(format!("{base}/tags?page=3&page_size=2"));
+    assert_eq!(last["next"], serde_json::Value::Null);
+    assert_eq!(last["results"].as_array().unwrap().len(), 1);
+    assert_eq!(get(format!("{base}/tags?page=4&page_size=2")).0, 404);
+    assert_eq!(get(format!("{base}/tags?page_size=101")).0, 400);
+    let (status, tag) = get(format!("{base}/tags/t1"));
+    assert_eq!(status, 200);
+    assert_eq!(tag["images"][0]["architecture"], "amd64");
+    assert_eq!(get(format!("{base}/tags/nope")).0, 404);
+}
