@@ -303,7 +303,14 @@ fn read_roots(params: &PutParams, src: &Path) -> anyhow::Result<Vec<StorePath>> 
         let text = if entry.starts_with("/nix/store/") {
             entry.clone()
         } else {
-            let resolved = std::fs::canonicalize(src.join(&entry)).map_err(|e| {
+            // A `result` symlink names its store path directly; reading the link (rather than
+            // resolving it fully) keeps a store path that is itself a symlink.
+            let file = src.join(&entry);
+            let resolved = match std::fs::read_link(&file) {
+                Ok(target) if target.starts_with("/nix/store/") => Ok(target),
+                _ => std::fs::canonicalize(&file),
+            }
+            .map_err(|e| {
                 InvalidRequest::new(format!("{field}: {entry:?} is not a store path: {e}"))
             })?;
             resolved.to_string_lossy().into_owned()

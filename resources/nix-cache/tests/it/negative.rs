@@ -294,3 +294,94 @@ fn malformed_keys_are_invalid_requests_that_hide_the_key() {
         );
     }
 }
+
+#[test]
+fn bad_configuration_is_an_invalid_request() {
+    let tmp = temp_dir("nix-badconfig");
+    let url = "http://127.0.0.1:9/c";
+    let path = "/nix/store/00000000000000000000000000000000-x";
+    let cases: Vec<(&str, Value, Value, &str)> = vec![
+        (
+            "out",
+            json!({"url": url}),
+            json!({}),
+            "params: set params.from, params.paths or params.paths_file",
+        ),
+        (
+            "out",
+            json!({"url": url}),
+            json!({"paths": ["/usr/bin"]}),
+            "params.paths[0]: invalid store path \"/usr/bin\": not under /nix/store/",
+        ),
+        (
+            "out",
+            json!({"url": url}),
+            json!({"paths": ["/nix/store/short"]}),
+            "params.paths[0]: invalid store path",
+        ),
+        (
+            "out",
+            json!({"url": url}),
+            json!({"paths_file": "nope"}),
+            "params.paths_file: cannot read \"nope\"",
+        ),
+        (
+            "out",
+            json!({"url": url}),
+            json!({"from": "missing-dir"}),
+            "params.from: cannot read",
+        ),
+        (
+            "out",
+            json!({"url": url, "pin": "../x"}),
+            json!({"paths": [path]}),
+            "source.pin: \"../x\" must be",
+        ),
+        (
+            "out",
+            json!({"url": url}),
+            json!({"paths": [path], "pin": "a b"}),
+            "params.pin: \"a b\" must be",
+        ),
+        (
+            "out",
+            json!({"url": "ftp://127.0.0.1/c"}),
+            json!({"paths": [path]}),
+            "source.url: must be http:// or https://",
+        ),
+        (
+            "out",
+            json!({"url": "http://127.0.0.1:9", "api": "attic"}),
+            json!({"paths": [path]}),
+            "source.url: an attic url must name the cache",
+        ),
+        (
+            "check",
+            json!({"url": url}),
+            json!(null),
+            "source.pin or source.store_path: check needs one of them",
+        ),
+        (
+            "check",
+            json!({"url": url, "store_path": "/tmp/x"}),
+            json!(null),
+            "source.store_path: invalid store path",
+        ),
+        (
+            "in",
+            json!({"url": url}),
+            json!({"store_path": "nope"}),
+            "version.store_path: invalid store path",
+        ),
+    ];
+    for (command, source, extra, expect) in cases {
+        let run = match command {
+            "out" => out(tmp.path(), &source, &extra),
+            "in" => get(&tmp.path().join("dest"), &source, &extra, &json!({})),
+            _ => resource(&["check"], &json!({"source": source})),
+        };
+        assert_eq!(run.code, Some(2), "{expect}: {}", run.stderr);
+        run.failed_with(expect);
+        assert!(!tmp.path().join("dest/store-path").exists());
+    }
+}

@@ -217,8 +217,15 @@ fn push_from_the_store_with_each_compression() {
                             "compression": compression});
         let src = xdg.join(format!("src-{compression}"));
         std::fs::create_dir(&src).unwrap();
-        std::fs::write(src.join("paths"), format!("{top}\n")).unwrap();
-        let pushed = out(&src, &source, &json!({"paths_file": "paths"})).json();
+        // paths_file names a store path; paths names a `result` symlink in SRC.
+        std::fs::write(src.join("paths"), format!("# roots\n{top}\n")).unwrap();
+        std::os::unix::fs::symlink(top, src.join("result")).unwrap();
+        let pushed = out(
+            &src,
+            &source,
+            &json!({"paths_file": "paths", "paths": ["result"]}),
+        )
+        .json();
         assert_eq!(pushed["version"], json!({"store_path": top}));
         let ext = match compression {
             "zstd" => ".nar.zst",
