@@ -145,7 +145,7 @@ pub fn load_task_config(
 }
 
 /// The allowed field closest to a misspelt one (at most two edits away).
-fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
     allowed
         .iter()
         .map(|a| (edit_distance(key, a), *a))

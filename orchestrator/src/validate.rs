@@ -7,8 +7,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::diag::{Diagnostic, Loc};
-use crate::load::BASE_TYPES;
-use crate::model::{Pipeline, StepKind};
+use crate::load::{BASE_TYPES, suggest};
+use crate::model::{Pipeline, Step, StepKind};
+use crate::vars;
 
 /// Every problem in `pipeline`.
 pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
@@ -75,6 +76,13 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
 
     let resource_names: HashSet<&str> =
         pipeline.resources.iter().map(|r| r.name.as_str()).collect();
+    let resource_list: Vec<&str> = pipeline.resources.iter().map(|r| r.name.as_str()).collect();
+    let job_list: Vec<&str> = pipeline.jobs.iter().map(|j| j.name.as_str()).collect();
+    let hint = |name: &str, among: &[&str]| {
+        suggest(name, among)
+            .map(|near| format!(" (did you mean `{near}`?)"))
+            .unwrap_or_default()
+    };
     // Which jobs get or put which resources (for `passed:`).
     let mut uses: HashMap<&str, HashSet<&str>> = HashMap::new();
     let mut used: HashSet<&str> = HashSet::new();
@@ -99,7 +107,12 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
                 if !resource_names.contains(resource) {
                     out.push(Diagnostic::error(
                         &step.loc,
-                        format!("job `{}`: get `{}`: unknown resource `{resource}`", job.name, g.name),
+                        format!(
+                            "job `{}`: get `{}`: unknown resource `{resource}`{}",
+                            job.name,
+                            g.name,
+                            hint(resource, &resource_list)
+                        ),
                     ));
                 }
                 if get_names.insert(&g.name, ()).is_some() {
@@ -112,7 +125,12 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
                     match uses.get(up.as_str()) {
                         None => out.push(Diagnostic::error(
                             &step.loc,
-                            format!("job `{}`: get `{}`: passed job `{up}` does not exist", job.name, g.name),
+                            format!(
+                                "job `{}`: get `{}`: passed job `{up}` does not exist{}",
+                                job.name,
+                                g.name,
+                                hint(up, &job_list)
+                            ),
                         )),
                         Some(resources) if !resources.contains(resource) => {
                             out.push(Diagnostic::error(
@@ -132,7 +150,12 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
                 if !resource_names.contains(resource) {
                     out.push(Diagnostic::error(
                         &step.loc,
-                        format!("job `{}`: put `{}`: unknown resource `{resource}`", job.name, p.name),
+                        format!(
+                            "job `{}`: put `{}`: unknown resource `{resource}`{}",
+                            job.name,
+                            p.name,
+                            hint(resource, &resource_list)
+                        ),
                     ));
                 }
             }
@@ -169,6 +192,10 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
         });
     }
 
+    for job in &pipeline.jobs {
+        local_vars(job, &mut out);
+    }
+
     for r in &pipeline.resources {
         if !used.contains(r.name.as_str()) {
             out.push(Diagnostic::error(
@@ -201,6 +228,71 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+/// Warns about `((.:name))` vars that no load_var, across or get step of the job sets.
+fn local_vars(job: &crate::model::Job, out: &mut Vec<Diagnostic>) {
+    let mut defined: HashSet<&str> = HashSet::new();
+    let mut used: Vec<(&Step, String)> = Vec::new();
+    job.walk_steps(&mut |step| {
+        let scanned = match &step.kind {
+            StepKind::LoadVar(l) => {
+                defined.insert(&l.name);
+                None
+            }
+            StepKind::Get(g) => {
+                defined.insert(&g.name);
+                Some(step.to_json())
+            }
+            StepKind::Across(a) => {
+                defined.extend(a.vars.iter().map(|v| v.var.as_str()));
+                Some(serde_json::Value::Array(
+                    a.vars.iter().map(|v| v.values.clone()).collect(),
+                ))
+            }
+            StepKind::Put(_) | StepKind::Task(_) | StepKind::SetPipeline(_) => Some(step.to_json()),
+            _ => None,
+        };
+        let mut strings = Vec::new();
+        if let Some(value) = &scanned {
+            collect_strings(value, &mut strings);
+        }
+        for text in strings {
+            for found in vars::find_refs(&text) {
+                if found.var.is_local() {
+                    used.push((step, found.var.path.clone()));
+                }
+            }
+        }
+    });
+    let mut warned = HashSet::new();
+    for (step, name) in used {
+        if !defined.contains(name.as_str()) && warned.insert(name.clone()) {
+            out.push(Diagnostic::warning(
+                &step.loc,
+                format!(
+                    "job `{}`: local var ((.:{name})) is never set in this job (by load_var, across or get)",
+                    job.name
+                ),
+            ));
+        }
+    }
+}
+
+fn collect_strings(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) if s.contains("((") => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        serde_json::Value::Object(map) => {
+            map.iter().for_each(|(k, v)| {
+                if k.contains("((") {
+                    out.push(k.clone());
+                }
+                collect_strings(v, out);
+            });
+        }
+        _ => {}
+    }
 }
 
 fn duplicates<'a>(

@@ -84,6 +84,14 @@ fn validation_errors() {
             &["p.yml:9:7: error: job `j`: get `r` appears more than once"],
         ),
         (
+            "a near miss is suggested",
+            "resources:\n- name: repo-src\n  type: git\njobs:\n- name: build\n  plan:\n  - get: repo-src\n- name: test\n  plan:\n  - get: repo-src\n    passed: [biuld]\n  - put: repo-scr\n",
+            &[
+                "p.yml:10:5: error: job `test`: get `repo-src`: passed job `biuld` does not exist (did you mean `build`?)",
+                "p.yml:12:5: error: job `test`: put `repo-scr`: unknown resource `repo-scr` (did you mean `repo-src`?)",
+            ],
+        ),
+        (
             "passed names a missing job",
             "resources:\n- name: r\n  type: git\njobs:\n- name: j\n  plan:\n  - get: r\n    passed: [ghost]\n",
             &["p.yml:7:5: error: job `j`: get `r`: passed job `ghost` does not exist"],
@@ -310,6 +318,11 @@ fn warnings() {
                 "p.yml:2:3: warning: type `docker-image` is deprecated; using `registry-image` (repository, tag, username, password and insecure_registries are mapped)",
                 "p.yml:2:3: warning: source.cache: not supported by registry-image; ignored",
             ],
+        ),
+        (
+            "local var never set",
+            "resources:\n- name: r\n  type: git\njobs:\n- name: j\n  plan:\n  - get: r\n  - load_var: tag\n    file: r/tag\n  - task: t\n    file: r/t.yml\n    params: {A: ((.:tag)), B: ((.:r.ref)), C: ((.:tga)), D: x-((.:tga))}\n".into(),
+            &["p.yml:10:5: warning: job `j`: local var ((.:tga)) is never set in this job (by load_var, across or get)"],
         ),
         (
             "build_logs_to_retain",
