@@ -32,31 +32,61 @@ fn every_image_answers_like_its_binary_under_bwrap() {
 }
 
 #[test]
-fn git_check_of_a_bind_mounted_and_a_served_repository_under_bwrap_and_runc() {
+fn git_check_and_in_run_in_the_image_under_bwrap_and_runc() {
     let out = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let image = build(out.path(), &["--types", "git"]).remove(0);
     let rootfs = umoci_unpack(&image, &work.path().join("bundle"));
     let (repo, head) = bare_repository(&work.path().join("git"));
-    let binds = [Bind {
+    let daemon = testbed::git::GitDaemon::start(repo.parent().unwrap());
+    // Over the network by name: the image's /etc/hosts and nsswitch.conf resolve `localhost`.
+    let by_name = daemon.url_for("repo.git").replace("127.0.0.1", "localhost");
+    assert!(by_name.starts_with("git://localhost:"), "{by_name}");
+    let binds = vec![Bind {
         host: repo,
         container: "/repo.git".into(),
     }];
-    let request = r#"{"source":{"uri":"/repo.git","branch":"main"}}"#;
+    type Runner = fn(&Path, &[Bind], &[&str], &str) -> Answer;
+    let runners: [(&str, Runner); 2] = [("bwrap", bwrap), ("runc", runc)];
+
     let expect = serde_json::json!([{ "ref": head }]);
-    for (runner, answer) in [
-        (
-            "bwrap",
-            bwrap(&rootfs, &binds, &["/opt/resource/check"], request),
-        ),
-        (
-            "runc",
-            runc(&rootfs, &binds, &["/opt/resource/check"], request),
-        ),
-    ] {
-        assert_eq!(answer.code, Some(0), "{runner}: {answer:?}");
-        let versions: serde_json::Value = serde_json::from_str(&answer.stdout)
-            .unwrap_or_else(|e| panic!("{runner}: {e}: {answer:?}"));
-        assert_eq!(versions, expect, "{runner}");
+    for uri in ["/repo.git", by_name.as_str()] {
+        let request = serde_json::json!({"source": {"uri": uri, "branch": "main"}}).to_string();
+        for (runner, run) in runners {
+            let answer = run(&rootfs, &binds, &["/opt/resource/check"], &request);
+            assert_eq!(answer.code, Some(0), "{runner} {uri}: {answer:?}");
+            let versions: serde_json::Value = serde_json::from_str(&answer.stdout)
+                .unwrap_or_else(|e| panic!("{runner} {uri}: {e}: {answer:?}"));
+            assert_eq!(versions, expect, "{runner} {uri}");
+        }
+    }
+
+    // `in` writes through a read-write bind mount, as a get step's volume is.
+    for (runner, run) in runners {
+        let dest = work.path().join(format!("dest-{runner}"));
+        std::fs::create_dir(&dest).unwrap();
+        let mut binds = binds.clone();
+        binds.push(Bind {
+            host: dest.clone(),
+            container: "/dest".into(),
+        });
+        let request = serde_json::json!({
+            "source": {"uri": "/repo.git", "branch": "main"},
+            "version": {"ref": head},
+        })
+        .to_string();
+        let answer = run(&rootfs, &binds, &["/opt/resource/in", "/dest"], &request);
+        assert_eq!(answer.code, Some(0), "{runner} in: {answer:?}");
+        let response: serde_json::Value = serde_json::from_str(&answer.stdout).unwrap();
+        assert_eq!(
+            response["version"],
+            serde_json::json!({ "ref": head }),
+            "{runner}"
+        );
+        assert!(
+            dest.join(".git").is_dir(),
+            "{runner}: no checkout in {}",
+            dest.display()
+        );
     }
 }
