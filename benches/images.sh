@@ -69,7 +69,7 @@ for t in $types; do
   done
   [ "$rounds" -gt 1 ] || { sleep 1; ours "$work/ours-$t-x" "$t" >/dev/null; }
   o=$(awk "BEGIN{printf \"%.3f\", $ours_total / $rounds}"); u=$(awk "BEGIN{printf \"%.3f\", $theirs_total / $rounds}")
-  n_ours=$(echo $ours_digests "$(jq -r '.[0].manifest_digest' "$work"/ours-$t-*/images.json | head -1)" | tr ' ' '\n' | sort -u | grep -c .)
+  n_ours=$(jq -r '.[0].manifest_digest' "$work"/ours-$t-*/images.json | sort -u | grep -c .)
   mkdir -p "$work/umoci-$t-y"; td2=$(theirs "$work/umoci-$t-y" "$t" 2>/dev/null | tail -1 | cut -d' ' -f1)
   n_theirs=$(echo $theirs_digests "$td2" | tr ' ' '\n' | sort -u | grep -c .)
   printf '%-15s %10s %10s %6.2fx %12s %12s ours:%s umoci:%s\n' "$t" "$o" "$u" \
