@@ -714,7 +714,7 @@ jobs:
     let build = engine.state().build_by_name("job", 1).unwrap().unwrap();
     let error = build.error.unwrap();
     assert!(
-        error.starts_with("haunted: resource type ghost: check failed"),
+        error.starts_with("haunted: resource type ghost: check found no versions"),
         "{error}"
     );
 }
