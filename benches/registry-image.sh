@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: registry-image-resource against skopeo on the same local registry, in one run.
 #   pull:   our `in` (format oci-layout)  vs  skopeo copy docker://… oci:…   (target ≤ 0.8×)
-#   push:   our `out` (OCI layout, fresh repo) vs  skopeo copy oci:… docker://…
+#   push:   our `out` (OCI layout)         vs  skopeo copy oci:… docker://…   (to an empty registry)
 #   rootfs: our `in` (format rootfs), for reference, with its peak RSS (target < 100 MB)
 #   digest: our `check` in tag mode       vs  skopeo inspect --raw            (target ≤ 0.5×)
 #   semver: our `check` over 1,000 tags, concurrent vs one-at-a-time lookups  (target ≥ 4×)
@@ -28,28 +28,37 @@ done
 base=/dev/shm
 [ -d "$base" ] && [ -w "$base" ] || base=${TMPDIR:-/tmp}
 work=$(mktemp -d "$base/registry-image-bench.XXXXXX")
-registry_pid=""
+pids=()
 cleanup() {
-  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null || true
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# --- the registry -------------------------------------------------------------------------------
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-host=127.0.0.1:$port
-cat > "$work/config.yml" <<CONF
+# --- the registries: one to pull from, an empty one to push to ---------------------------------
+# (skopeo remembers where it saw blobs and would mount them from the first registry instead of
+# uploading; an empty second registry makes both tools upload every byte.)
+start_registry() { # name -> prints 127.0.0.1:PORT
+  local name=$1 port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat > "$work/$name.yml" <<CONF
 version: 0.1
 log: {level: warn, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/storage}, delete: {enabled: true}}
-http: {addr: $host, secret: bench}
+storage: {filesystem: {rootdirectory: $work/$name}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$port, secret: bench}
 CONF
-docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 100); do
-  python3 -c "import urllib.request; urllib.request.urlopen('http://$host/v2/')" 2>/dev/null && break
-  sleep 0.1
+  docker-registry serve "$work/$name.yml" >"$work/$name.log" 2>&1 &
+  echo "127.0.0.1:$port $!"
+}
+read -r host pid < <(start_registry storage); pids+=("$pid")
+read -r push_host pid < <(start_registry push-storage); pids+=("$pid")
+for h in "$host" "$push_host"; do
+  for _ in $(seq 100); do
+    python3 -c "import urllib.request; urllib.request.urlopen('http://$h/v2/')" 2>/dev/null && break
+    sleep 0.1
+  done
 done
+port=${host#127.0.0.1:}
 
 # --- the image: an OCI layout written here, pushed with skopeo -----------------------------------
 layout=$work/layout
@@ -100,11 +109,11 @@ rm -rf "$work/skopeo"
 
 # --- push: ours (out from the OCI layout) vs skopeo copy oci: docker:// (fresh repos) -----------
 rm -f "$work/ours/repository" # no mount hint: every blob is uploaded
-echo "{\"source\":{\"repository\":\"$host/push-ours\",\"tag\":\"1.0.0\"},\"params\":{\"image\":\"oci\"}}" > "$work/out.json"
+echo "{\"source\":{\"repository\":\"$push_host/push-ours\",\"tag\":\"1.0.0\"},\"params\":{\"image\":\"oci\"}}" > "$work/out.json"
 t0=$(now)
 "$bin" out "$work/ours" < "$work/out.json" >/dev/null 2>"$work/out.log" || { cat "$work/out.log" >&2; exit 1; }
 t1=$(now)
-skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$work/ours/oci:1.0.0" "docker://$host/push-skopeo:1.0.0"
+skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$work/ours/oci:1.0.0" "docker://$push_host/push-skopeo:1.0.0"
 t2=$(now)
 ours_push=$(python3 -c "print($t1-$t0)") skopeo_push=$(python3 -c "print($t2-$t1)")
 rm -rf "$work/ours"
@@ -164,8 +173,7 @@ async def main():
     async with server: await server.serve_forever()
 asyncio.run(main())
 PY
-python3 "$work/proxy.py" & proxy_pid=$!
-trap 'kill $proxy_pid 2>/dev/null || true; cleanup' EXIT
+python3 "$work/proxy.py" & pids+=("$!")
 for _ in $(seq 50); do python3 -c "import socket; socket.create_connection(('127.0.0.1',$proxy_port))" 2>/dev/null && break; sleep 0.1; done
 echo "{\"source\":{\"repository\":\"127.0.0.1:$proxy_port/bench\"}}" > "$work/check-semver-rtt.json"
 t0=$(now)
