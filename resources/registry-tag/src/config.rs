@@ -4,6 +4,7 @@
 //! the ordering, so that every mistake is reported before the first request, naming its field.
 
 use resource_protocol::{InvalidRequest, Secret, lenient};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use url::Url;
 use version_filter::{Range, SortMethod, TagPattern};
@@ -16,7 +17,7 @@ pub const DEFAULT_TAGS_PER_PAGE: u64 = 25;
 pub const HUB_MAX_PAGE_SIZE: u64 = 100;
 
 /// `source` of a registry-tag resource.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     /// Docker Hub repository API URL (`https://hub.docker.com/v2/repositories/library/ruby`)
@@ -27,12 +28,15 @@ pub struct Source {
     pub username: Option<String>,
     /// Registry password.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub password: Option<Secret>,
     /// Pages to read at most (default 1).
     #[serde(default, deserialize_with = "lenient::option_u64")]
+    #[schemars(with = "Option<LenientInteger>")]
     pub pages: Option<u64>,
     /// Page size (default 25; at most 100 on Docker Hub).
     #[serde(default, deserialize_with = "lenient::option_u64")]
+    #[schemars(with = "Option<LenientInteger>")]
     pub tags_per_page: Option<u64>,
     /// Keep tags matching this regex (unanchored).
     #[serde(default)]
@@ -48,6 +52,7 @@ pub struct Source {
     pub ca_certs: Vec<String>,
     /// Allow plain http and unverified certificates.
     #[serde(default, deserialize_with = "lenient::option_bool")]
+    #[schemars(with = "Option<LenientBool>")]
     pub insecure: Option<bool>,
     /// Platform whose image digest `in` reports for Docker Hub tags (default linux/amd64).
     #[serde(default)]
@@ -60,8 +65,30 @@ pub struct Source {
     pub os: Option<String>,
 }
 
+/// A non-negative integer, as a JSON number or a string of digits (pipelines write both).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum LenientInteger {
+    /// `3`.
+    Number(u64),
+    /// `"3"`.
+    Text(String),
+}
+
+/// A boolean, as JSON `true`/`false` or the strings `"true"`/`"false"`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum LenientBool {
+    /// `true`.
+    Bool(bool),
+    /// `"true"`.
+    Text(String),
+}
+
 /// `semver`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SemverFilter {
     /// Version range, e.g. `>= 2.7`.
@@ -73,7 +100,7 @@ pub struct SemverFilter {
 }
 
 /// `sort`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sort {
     /// `alphabetical` or `numerical`.
@@ -81,11 +108,12 @@ pub struct Sort {
     pub method: Option<String>,
     /// Reverse the final order.
     #[serde(default, deserialize_with = "lenient::option_bool")]
+    #[schemars(with = "Option<LenientBool>")]
     pub reverse: Option<bool>,
 }
 
 /// `platform`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Platform {
     /// e.g. `linux`.
@@ -100,12 +128,12 @@ pub struct Platform {
 }
 
 /// `params` of a get step: none.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetParams {}
 
 /// `params` of a put step: anything (the resource is read-only and says so).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct PutParams {}
 
 /// Which listing API a `uri` names.
@@ -304,9 +332,38 @@ pub fn parse_uri(uri: &str) -> Result<Api, InvalidRequest> {
     })
 }
 
+/// The JSON schema of `source`, `params` of get and put (kept in `schema/*.json`).
+pub fn schemas() -> [(&'static str, schemars::schema::RootSchema); 3] {
+    [
+        ("source", schemars::schema_for!(Source)),
+        ("get-params", schemars::schema_for!(GetParams)),
+        ("put-params", schemars::schema_for!(PutParams)),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The committed schemas match the types; `UPDATE_SCHEMAS=1` rewrites them.
+    #[test]
+    fn schemas_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
+        for (name, schema) in schemas() {
+            let path = dir.join(format!("{name}.json"));
+            let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+            if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &text).unwrap();
+            }
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                committed == text,
+                "{} is out of date: run UPDATE_SCHEMAS=1 cargo nextest run -p registry-tag-resource schemas",
+                path.display()
+            );
+        }
+    }
 
     fn check(uri: &str, expect: &str) {
         let got = match parse_uri(uri) {
