@@ -195,6 +195,7 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
     for job in &pipeline.jobs {
         local_vars(job, &mut out);
     }
+    identifiers(pipeline, &mut out);
 
     for r in &pipeline.resources {
         if !used.contains(r.name.as_str()) {
@@ -277,6 +278,57 @@ fn local_vars(job: &crate::model::Job, out: &mut Vec<Diagnostic>) {
             ));
         }
     }
+}
+
+/// Concourse 7 warns about names that are not identifiers: they must start with a lowercase
+/// letter and go on with lowercase letters, digits, `-`, `_` and `.`.
+fn identifiers(pipeline: &Pipeline, out: &mut Vec<Diagnostic>) {
+    let mut check = |kind: &str, name: &str, loc: &Loc| {
+        if name.is_empty() || name.contains("((") || is_identifier(name) {
+            return;
+        }
+        out.push(Diagnostic::warning(
+            loc,
+            format!(
+                "{kind} `{name}` is not a valid identifier: start with a lowercase letter, then use lowercase letters, digits, `-`, `_` or `.`"
+            ),
+        ));
+    };
+    for t in &pipeline.resource_types {
+        check("resource type", &t.name, &t.loc);
+    }
+    for r in &pipeline.resources {
+        check("resource", &r.name, &r.loc);
+    }
+    for job in &pipeline.jobs {
+        check("job", &job.name, &job.loc);
+        job.walk_steps(&mut |step| match &step.kind {
+            StepKind::Get(g) => check("get step", &g.name, &step.loc),
+            StepKind::Put(p) => check("put step", &p.name, &step.loc),
+            StepKind::Task(t) => check("task step", &t.name, &step.loc),
+            StepKind::LoadVar(l) => check("load_var step", &l.name, &step.loc),
+            StepKind::SetPipeline(p) => check("set_pipeline step", &p.name, &step.loc),
+            StepKind::Across(a) => {
+                for v in &a.vars {
+                    check("across var", &v.var, &step.loc);
+                }
+            }
+            _ => {}
+        });
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    let valid_rest = |c: char| {
+        (c.is_alphabetic() && !c.is_uppercase())
+            || c.is_ascii_digit()
+            || matches!(c, '-' | '_' | '.')
+    };
+    chars
+        .next()
+        .is_some_and(|c| c.is_alphabetic() && !c.is_uppercase())
+        && chars.all(valid_rest)
 }
 
 fn collect_strings(value: &serde_json::Value, out: &mut Vec<String>) {

@@ -325,6 +325,16 @@ fn warnings() {
             &["p.yml:10:5: warning: job `j`: local var ((.:tga)) is never set in this job (by load_var, across or get)"],
         ),
         (
+            "names that are not identifiers",
+            "resources:\n- name: Repo\n  type: git\njobs:\n- name: 1st\n  plan:\n  - get: src_ok.v2-x\n    resource: Repo\n  - task: Build\n    file: src_ok.v2-x/t.yml\n  - task: build-((.:x))\n    file: src_ok.v2-x/t.yml\n".into(),
+            &[
+                "p.yml:2:3: warning: resource `Repo` is not a valid identifier: start with a lowercase letter, then use lowercase letters, digits, `-`, `_` or `.`",
+                "p.yml:5:3: warning: job `1st` is not a valid identifier: start with a lowercase letter, then use lowercase letters, digits, `-`, `_` or `.`",
+                "p.yml:9:5: warning: task step `Build` is not a valid identifier: start with a lowercase letter, then use lowercase letters, digits, `-`, `_` or `.`",
+                "p.yml:11:5: warning: job `1st`: local var ((.:x)) is never set in this job (by load_var, across or get)",
+            ],
+        ),
+        (
             "build_logs_to_retain",
             "resources:\n- name: r\n  type: git\njobs:\n- name: j\n  build_logs_to_retain: 3\n  plan:\n  - get: r\n".into(),
             &["p.yml:6:3: warning: `build_logs_to_retain` is deprecated; use `build_log_retention: {builds: N}`"],
