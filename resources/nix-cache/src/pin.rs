@@ -90,6 +90,29 @@ pub async fn write(client: &CacheClient, url: &Url, pin: &Pin) -> anyhow::Result
     crate::client::check_success("PUT", "pin", response).await
 }
 
+/// Moves pin `name` to `root` and returns its revision. A pin already at `root` is left as it
+/// is (same revision), so re-running a put changes nothing.
+pub async fn move_to(
+    source: &Source,
+    client: &CacheClient,
+    name: &str,
+    root: &crate::store_path::StorePath,
+) -> anyhow::Result<u64> {
+    let url = pin_url(source, client, name)?;
+    let revision = match read(client, &url).await? {
+        Some(p) if p.store_path == root.as_str() => return Ok(p.revision),
+        Some(p) => p.revision + 1,
+        None => 1,
+    };
+    let next = Pin {
+        store_path: root.as_str().to_owned(),
+        revision,
+        updated_at: now_rfc3339(),
+    };
+    write(client, &url, &next).await?;
+    Ok(revision)
+}
+
 /// Now as RFC 3339 UTC (`2026-11-25T16:30:57Z`).
 pub fn now_rfc3339() -> String {
     let secs = SystemTime::now()

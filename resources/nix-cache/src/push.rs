@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, anyhow, bail};
@@ -21,7 +20,7 @@ use crate::closure::{dependencies_first, upload_levels};
 use crate::config::{PutParams, Source};
 use crate::hash::Sha256Hash;
 use crate::narinfo::{Compression, NarInfo};
-use crate::pin::{self, Pin};
+use crate::pin;
 use crate::signing::SecretKey;
 use crate::store_path::StorePath;
 use crate::stream::{Digester, HashSink, HashingWriter, TeeReader, body_channel, decoder, encoder};
@@ -115,9 +114,62 @@ pub async fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Res
     let order = dependencies_first(&infos, &roots);
     tracing::info!("closure of {} root(s): {} paths", roots.len(), order.len());
 
-    let missing: BTreeSet<StorePath> = match &attic {
+    let missing = find_missing(&client, attic.as_ref(), &infos, &order).await?;
+    let to_upload: Vec<StorePath> = order
+        .iter()
+        .filter(|p| missing.contains(*p))
+        .cloned()
+        .collect();
+    tracing::info!(
+        "{} paths already in the cache, {} to upload",
+        order.len() - to_upload.len(),
+        to_upload.len()
+    );
+
+    let stats = Stats::default();
+    let progress = crate::progress::Progress::new("uploaded", to_upload.len());
+    let plan = UploadPlan {
+        items: &items,
+        infos: &infos,
+        to_upload: &to_upload,
+        stats: &stats,
+        progress: &progress,
+    };
+    match &attic {
+        Some(api) => upload_attic(api, &plan).await?,
+        None => upload_http(&client, &plan, compression, signing_key.as_ref()).await?,
+    }
+
+    let mut version = Version::new();
+    version.insert("store_path".into(), first_root.as_str().to_owned());
+    if let Some(name) = &pin_name {
+        let revision = pin::move_to(source, &client, name, &first_root).await?;
+        version.insert("revision".into(), revision.to_string());
+    }
+    Ok(Response {
+        version,
+        metadata: vec![
+            MetadataField::new("store_path", first_root.as_str()),
+            MetadataField::new("paths_uploaded", to_upload.len().to_string()),
+            MetadataField::new("paths_present", (order.len() - to_upload.len()).to_string()),
+            MetadataField::new(
+                "bytes_sent",
+                stats.bytes_sent.load(Ordering::Relaxed).to_string(),
+            ),
+        ],
+    })
+}
+
+/// Which paths of `order` the cache lacks (attic: one query, skipping paths an upstream cache
+/// signed, as attic's own client does; plain: HEADs in parallel).
+async fn find_missing(
+    client: &CacheClient,
+    attic: Option<&AtticApi>,
+    infos: &BTreeMap<StorePath, NarInfo>,
+    order: &[StorePath],
+) -> anyhow::Result<BTreeSet<StorePath>> {
+    match attic {
         Some(api) => {
-            // As attic's own client does: paths signed by an upstream cache are not pushed.
             let config = api.cache_config().await?;
             let upstream = |p: &&StorePath| {
                 infos[*p].sigs.iter().any(|sig| {
@@ -134,7 +186,7 @@ pub async fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Res
                     order.len() - candidates.len()
                 );
             }
-            api.missing_paths(&candidates).await?
+            api.missing_paths(&candidates).await
         }
         None => {
             // Nix reads nix-cache-info first; a cache that lacks it is made usable here, as
@@ -148,134 +200,85 @@ pub async fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Res
                     )
                     .await?;
             }
-            missing_paths_http(&client, &order).await?
+            missing_paths_http(client, order).await
         }
-    };
-    let to_upload: Vec<StorePath> = order
-        .iter()
-        .filter(|p| missing.contains(*p))
-        .cloned()
-        .collect();
-    tracing::info!(
-        "{} paths already in the cache, {} to upload",
-        order.len() - to_upload.len(),
-        to_upload.len()
-    );
+    }
+}
 
-    let stats = Arc::new(Stats::default());
-    let progress = Arc::new(crate::progress::Progress::new("uploaded", to_upload.len()));
-    match &attic {
-        Some(api) => {
-            for level in upload_levels(&infos, &to_upload) {
-                let mut uploads = futures::stream::iter(level.iter().map(|p| {
-                    let item = &items[p];
-                    let stats = stats.clone();
-                    let progress = progress.clone();
-                    async move {
-                        let what = format!("upload of {}", item.info.store_path);
-                        let sent =
-                            crate::client::retry_transient(&what, || api.upload(item)).await?;
-                        stats.bytes_sent.fetch_add(sent, Ordering::Relaxed);
-                        progress.item_done(sent);
-                        anyhow::Ok(())
-                    }
-                }))
-                .buffer_unordered(UPLOAD_CONCURRENCY);
-                while let Some(r) = uploads.next().await {
-                    r?;
-                }
-            }
+/// What to upload, shared by both APIs.
+struct UploadPlan<'a> {
+    items: &'a BTreeMap<StorePath, PushItem>,
+    infos: &'a BTreeMap<StorePath, NarInfo>,
+    to_upload: &'a [StorePath],
+    stats: &'a Stats,
+    progress: &'a crate::progress::Progress,
+}
+
+/// attic: one upload-path per path, level by level (attic publishes a path as it arrives).
+async fn upload_attic(api: &AtticApi, plan: &UploadPlan<'_>) -> anyhow::Result<()> {
+    for level in upload_levels(plan.infos, plan.to_upload) {
+        let mut uploads = futures::stream::iter(level.iter().map(|p| async move {
+            let item = &plan.items[p];
+            let what = format!("upload of {}", item.info.store_path);
+            let sent = crate::client::retry_transient(&what, || api.upload(item)).await?;
+            plan.stats.bytes_sent.fetch_add(sent, Ordering::Relaxed);
+            plan.progress.item_done(sent);
+            anyhow::Ok(())
+        }))
+        .buffer_unordered(UPLOAD_CONCURRENCY);
+        while let Some(r) = uploads.next().await {
+            r?;
         }
-        None => {
-            let mut uploaded: BTreeMap<StorePath, NarInfo> = BTreeMap::new();
-            let mut uploads = futures::stream::iter(to_upload.iter().map(|p| {
-                let item = &items[p];
-                let client = &client;
-                let stats = stats.clone();
-                let progress = progress.clone();
-                async move {
-                    let what = format!("upload of {}", item.info.store_path);
-                    let (info, sent) = crate::client::retry_transient(&what, || {
-                        upload_nar_http(client, item, compression)
-                    })
+    }
+    Ok(())
+}
+
+/// Plain cache: every NAR in parallel, then the (signed) narinfos level by level.
+async fn upload_http(
+    client: &CacheClient,
+    plan: &UploadPlan<'_>,
+    compression: Compression,
+    signing_key: Option<&SecretKey>,
+) -> anyhow::Result<()> {
+    let mut uploaded: BTreeMap<StorePath, NarInfo> = BTreeMap::new();
+    let mut uploads = futures::stream::iter(plan.to_upload.iter().map(|p| async move {
+        let item = &plan.items[p];
+        let what = format!("upload of {}", item.info.store_path);
+        let (info, sent) =
+            crate::client::retry_transient(&what, || upload_nar_http(client, item, compression))
+                .await?;
+        plan.stats.bytes_sent.fetch_add(sent, Ordering::Relaxed);
+        plan.progress.item_done(sent);
+        anyhow::Ok(info)
+    }))
+    .buffer_unordered(UPLOAD_CONCURRENCY);
+    while let Some(r) = uploads.next().await {
+        let mut info = r?;
+        if let Some(key) = signing_key {
+            key.sign_narinfo(&mut info);
+        }
+        uploaded.insert(info.store_path.clone(), info);
+    }
+    drop(uploads);
+    for level in upload_levels(plan.infos, plan.to_upload) {
+        let mut puts = futures::stream::iter(level.iter().map(|p| {
+            let text = uploaded[p].to_text();
+            async move {
+                let len = text.len() as u64;
+                let rel = format!("{}.narinfo", p.hash_part());
+                client
+                    .put_bytes(&rel, text.into_bytes(), "text/x-nix-narinfo")
                     .await?;
-                    stats.bytes_sent.fetch_add(sent, Ordering::Relaxed);
-                    progress.item_done(sent);
-                    anyhow::Ok(info)
-                }
-            }))
-            .buffer_unordered(UPLOAD_CONCURRENCY);
-            while let Some(r) = uploads.next().await {
-                let mut info = r?;
-                if let Some(key) = &signing_key {
-                    key.sign_narinfo(&mut info);
-                }
-                uploaded.insert(info.store_path.clone(), info);
+                plan.stats.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                anyhow::Ok(())
             }
-            drop(uploads);
-            for level in upload_levels(&infos, &to_upload) {
-                let mut puts = futures::stream::iter(level.iter().map(|p| {
-                    let text = uploaded[p].to_text();
-                    let rel = format!("{}.narinfo", p.hash_part());
-                    let client = &client;
-                    let stats = stats.clone();
-                    async move {
-                        let len = text.len() as u64;
-                        client
-                            .put_bytes(&rel, text.into_bytes(), "text/x-nix-narinfo")
-                            .await?;
-                        stats.bytes_sent.fetch_add(len, Ordering::Relaxed);
-                        anyhow::Ok(())
-                    }
-                }))
-                .buffer_unordered(HEAD_CONCURRENCY);
-                while let Some(r) = puts.next().await {
-                    r?;
-                }
-            }
+        }))
+        .buffer_unordered(HEAD_CONCURRENCY);
+        while let Some(r) = puts.next().await {
+            r?;
         }
     }
-
-    let mut version = Version::new();
-    version.insert("store_path".into(), first_root.as_str().to_owned());
-    if let Some(name) = &pin_name {
-        let url = pin::pin_url(source, &client, name)?;
-        let current = pin::read(&client, &url).await?;
-        let revision = match &current {
-            Some(p) if p.store_path == first_root.as_str() => p.revision,
-            Some(p) => {
-                let next = Pin {
-                    store_path: first_root.as_str().to_owned(),
-                    revision: p.revision + 1,
-                    updated_at: pin::now_rfc3339(),
-                };
-                pin::write(&client, &url, &next).await?;
-                next.revision
-            }
-            None => {
-                let next = Pin {
-                    store_path: first_root.as_str().to_owned(),
-                    revision: 1,
-                    updated_at: pin::now_rfc3339(),
-                };
-                pin::write(&client, &url, &next).await?;
-                1
-            }
-        };
-        version.insert("revision".into(), revision.to_string());
-    }
-    Ok(Response {
-        version,
-        metadata: vec![
-            MetadataField::new("store_path", first_root.as_str()),
-            MetadataField::new("paths_uploaded", to_upload.len().to_string()),
-            MetadataField::new("paths_present", (order.len() - to_upload.len()).to_string()),
-            MetadataField::new(
-                "bytes_sent",
-                stats.bytes_sent.load(Ordering::Relaxed).to_string(),
-            ),
-        ],
-    })
+    Ok(())
 }
 
 /// Roots from `params.paths` and `params.paths_file`. Entries that are not store paths are
