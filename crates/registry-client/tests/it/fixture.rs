@@ -420,3 +420,33 @@ async fn uploads_in_chunks_when_the_proxy_limits_bodies() {
     let patches = methods.iter().filter(|m| *m == "PATCH").count();
     assert_eq!(patches, 2 + 10 + 2 + 3, "{methods:?}");
 }
+
+#[tokio::test]
+async fn refreshes_a_token_the_registry_no_longer_accepts() {
+    let fx = DistributionFixture::start();
+    fx.require_bearer_tokens();
+    fx.add_tags("app", &["a", "b"]);
+    let digest = fx.add_blob("app", vec![1u8; 1000]);
+    let c = client(&fx.host(), "app");
+    assert_eq!(c.list_tags(10, 1).await.unwrap(), ["a", "b"]);
+    assert!(c.head_manifest("a").await.unwrap().is_some());
+    assert_eq!(
+        fx.token_requests(),
+        [vec!["repository:app:pull".to_owned()]]
+    );
+    // The token expires server-side: one 401, one new token, and the request succeeds.
+    fx.expire_tokens();
+    assert_eq!(c.get_blob_bytes(&digest, 10_000).await.unwrap().len(), 1000);
+    assert_eq!(fx.token_requests().len(), 2);
+    // Pushing asks for a push scope.
+    c.upload_blob_bytes(
+        &testbed::fixtures::distribution::sha256_digest(b"x"),
+        "x".into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        fx.token_requests().last().unwrap(),
+        &vec!["repository:app:pull,push".to_owned()]
+    );
+}
