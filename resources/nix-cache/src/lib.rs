@@ -5,6 +5,8 @@
 //! [`fetch`] (`in`) and [`push`] (`out`, with [`attic`] for attic's API). This module wires them
 //! into the protocol harness; the accepted `source` and `params` are declared in [`config`].
 
+#![deny(missing_docs)]
+
 pub mod attic;
 pub mod check;
 pub mod client;
