@@ -433,6 +433,24 @@ impl Pusher<'_> {
             }
             Ok(())
         });
+        let force = self.force;
+        callbacks.push_negotiation(move |updates| {
+            // Like git, never move an existing tag on the remote without force.
+            for update in updates {
+                let name = update.dst_refname().unwrap_or_default();
+                if !force
+                    && name.starts_with("refs/tags/")
+                    && !update.src().is_zero()
+                    && update.src() != update.dst()
+                {
+                    return Err(git2::Error::from_str(&format!(
+                        "tag {} already exists on the remote at another commit (set params.force to move it)",
+                        name.trim_start_matches("refs/tags/")
+                    )));
+                }
+            }
+            Ok(())
+        });
         let mut options = git2::PushOptions::new();
         options.remote_callbacks(callbacks);
         let push_options: Vec<&str> = self.push_options.iter().map(String::as_str).collect();

@@ -648,3 +648,31 @@ fn submodule_credentials_reach_http_submodules() {
     assert!(run.stderr.contains("submodule sub"), "{}", run.stderr);
     assert!(!run.stderr.contains("sub-pa55"));
 }
+
+#[test]
+fn submodule_remote_checks_out_the_remote_tip() {
+    let env = Env::new();
+    let sub = Repo::new();
+    let recorded = sub.commit("sub-file", "recorded");
+    let repo = Repo::new();
+    repo.commit("f", "one");
+    repo.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        &sub.uri(),
+        "sub",
+    ]);
+    repo.git(&["commit", "-q", "-m", "add sub"]);
+    let newer = sub.commit("sub-file", "newer");
+    let source = json!({"uri": repo.uri()});
+    let d = dest(&env, "recorded");
+    env.get(&d, &source, &json!({}), &json!({})).json();
+    assert_eq!(git_in(&d.join("sub"), &["rev-parse", "HEAD"]), recorded);
+    let d = dest(&env, "remote");
+    env.get(&d, &source, &json!({}), &json!({"submodule_remote": true}))
+        .json();
+    assert_eq!(git_in(&d.join("sub"), &["rev-parse", "HEAD"]), newer);
+}

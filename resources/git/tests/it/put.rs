@@ -311,3 +311,26 @@ fn rebase_strategy_options_resolve_conflicts() {
         }
     }
 }
+
+#[test]
+fn existing_tags_move_only_with_force() {
+    let env = Env::new();
+    let (remote, clone, src) = setup(&env);
+    let first = clone.commit("f", "first");
+    std::fs::write(src.join("tag-file"), "v1").unwrap();
+    let params = json!({"repository": "repo", "tag": "tag-file", "only_tag": true});
+    env.put(&src, &json!({"uri": remote.uri()}), &params).json();
+    assert_eq!(git_in(&remote.path, &["rev-parse", "v1"]), first);
+    let second = clone.commit("f", "second");
+    let run = env.put(&src, &json!({"uri": remote.uri()}), &params);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("tag v1 already exists on the remote"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(git_in(&remote.path, &["rev-parse", "v1"]), first);
+    let forced = json!({"repository": "repo", "tag": "tag-file", "only_tag": true, "force": true});
+    env.put(&src, &json!({"uri": remote.uri()}), &forced).json();
+    assert_eq!(git_in(&remote.path, &["rev-parse", "v1"]), second);
+}
