@@ -28,6 +28,9 @@ pub enum Cli {
         /// Pipeline files.
         #[arg(required = true)]
         pipelines: Vec<PathBuf>,
+        /// Print one JSON object per pipeline on stdout (file, valid, diagnostics).
+        #[arg(long)]
+        json: bool,
         /// Static vars.
         #[command(flatten)]
         vars: VarFlags,
@@ -118,14 +121,26 @@ fn static_vars(flags: &VarFlags) -> Option<StaticVars> {
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> u8 {
     match cli {
-        Cli::Validate { pipelines, vars } => {
+        Cli::Validate {
+            pipelines,
+            json,
+            vars,
+        } => {
             let Some(vars) = static_vars(&vars) else {
                 return EXIT_BAD_INPUT;
             };
             let mut code = EXIT_OK;
             for path in &pipelines {
                 let loaded = load::load_file(path, &vars);
-                report(&loaded);
+                if json {
+                    let line = validation_json(path, &loaded).to_string();
+                    let mut out = std::io::stdout().lock();
+                    if writeln!(out, "{line}").is_err() {
+                        return EXIT_BAD_INPUT;
+                    }
+                } else {
+                    report(&loaded);
+                }
                 if loaded.has_errors() {
                     let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
                     eprintln!("{}: invalid ({errors} errors)", path.display());
@@ -179,4 +194,28 @@ pub fn run(cli: Cli) -> u8 {
         Cli::Logs(args) => commands::logs(args),
         Cli::Versions(args) => commands::versions(args),
     }
+}
+
+/// The `validate --json` shape (version 1): `{"version":1,"file","valid","diagnostics":[{
+/// "severity","file","line","column","message"}]}`.
+fn validation_json(path: &std::path::Path, loaded: &Loaded) -> serde_json::Value {
+    let diagnostics: Vec<serde_json::Value> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "severity": if d.is_error() { "error" } else { "warning" },
+                "file": &*d.loc.file,
+                "line": d.loc.line,
+                "column": d.loc.col,
+                "message": d.message,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "version": 1,
+        "file": path.display().to_string(),
+        "valid": !loaded.has_errors(),
+        "diagnostics": diagnostics,
+    })
 }

@@ -258,3 +258,38 @@ fn engine_commands_report_missing_files_as_bad_input() {
         assert!(stderr.contains(want), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn validate_json_lists_diagnostics_per_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "resources:\n- name: idle\n  type: git\njobs:\n- name: j\n  plan:\n  - aggregate: [{get: idle}]\n  - get: a\n").unwrap();
+    let good = examples_dir().join("hello-local.yml");
+    let out = tributary()
+        .args(["validate", "--json"])
+        .arg(&bad)
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let b = bad.display().to_string();
+    assert_eq!(
+        lines[0],
+        serde_json::json!({
+            "version": 1,
+            "file": b,
+            "valid": false,
+            "diagnostics": [
+                {"severity": "warning", "file": b, "line": 7, "column": 5, "message": "`aggregate` is deprecated (removed in Concourse 7); use `in_parallel`"},
+                {"severity": "error", "file": b, "line": 8, "column": 5, "message": "job `j`: get `a`: unknown resource `a`"},
+            ],
+        })
+    );
+    assert_eq!(lines[1]["valid"], serde_json::json!(true));
+    assert_eq!(lines[1]["diagnostics"], serde_json::json!([]));
+}
