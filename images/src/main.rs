@@ -76,6 +76,9 @@ struct BuildArgs {
     /// Registry user name for --push (the password comes from `IMAGES_PUSH_PASSWORD`).
     #[arg(long, requires = "push")]
     push_username: Option<String>,
+    /// A PEM file of CA certificates the registry's TLS certificate may chain to (repeatable).
+    #[arg(long, requires = "push", value_name = "FILE")]
+    push_ca_cert: Vec<PathBuf>,
     /// The registry-image resource binary that pushes (default: the one in --binaries).
     #[arg(long, requires = "push")]
     push_with: Option<PathBuf>,
@@ -128,6 +131,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ca_bundle: std::path::absolute(&args.ca_bundle).context("--ca-bundle")?,
         strip: !args.no_strip,
     };
+    // Read before building, so that a typo fails in a second, not after the build.
+    // Read before building: a wrong path fails at once, not after the build.
+    let ca_certs = args
+        .push_ca_cert
+        .iter()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--push-ca-cert: cannot read {}", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();
     let built = build_images(&options)?;
     for image in &built {
@@ -156,6 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         insecure: args.push_insecure,
         username: args.push_username,
         password: std::env::var(PUSH_PASSWORD_ENV).ok().map(Secret::new),
+        ca_certs,
         resource_binary: args
             .push_with
             .unwrap_or_else(|| options.binaries.join("registry-image-resource")),

@@ -25,6 +25,8 @@ pub struct PushOptions {
     pub username: Option<String>,
     /// Registry password.
     pub password: Option<Secret>,
+    /// Extra CA certificates (PEM) the registry's TLS certificate may chain to.
+    pub ca_certs: Vec<String>,
     /// The `registry-image-resource` binary that pushes.
     pub resource_binary: PathBuf,
 }
@@ -96,6 +98,9 @@ pub fn put_request(image: &BuiltImage, options: &PushOptions) -> serde_json::Val
     }
     if let Some(password) = &options.password {
         source["password"] = password.expose().into();
+    }
+    if !options.ca_certs.is_empty() {
+        source["ca_certs"] = options.ca_certs.clone().into();
     }
     let mut params = serde_json::json!({ "image": "image/image.tar" });
     if !options.extra_tags.is_empty() {
@@ -200,6 +205,7 @@ mod tests {
             insecure: false,
             username: None,
             password: None,
+            ca_certs: vec![],
             resource_binary: "registry-image-resource".into(),
         }
     }
@@ -222,12 +228,13 @@ mod tests {
                 insecure: true,
                 username: Some("u".into()),
                 password: Some(Secret::new("p".to_owned())),
+                ca_certs: vec!["PEM".into()],
                 ..options()
             },
             serde_json::json!({
                 "source": {
                     "repository": "127.0.0.1:5000/tributary/git-resource", "tag": "0.1.0",
-                    "insecure": true, "username": "u", "password": "p",
+                    "insecure": true, "username": "u", "password": "p", "ca_certs": ["PEM"],
                 },
                 "params": {"image": "image/image.tar", "additional_tags": "tags"},
             }),

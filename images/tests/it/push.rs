@@ -123,3 +123,41 @@ fn push_failures_name_the_repository_and_keep_the_password_out() {
     );
     assert!(!stderr.contains("wrong-pass-123"), "{stderr}");
 }
+
+#[test]
+fn tls_pushes_trust_the_ca_given_with_push_ca_cert() {
+    let registry = Registry::start(RegistryAuth::Tls);
+    let out = tempfile::tempdir().unwrap();
+    let ca = out.path().join("ca.pem");
+    std::fs::write(&ca, registry.ca_cert_pem().unwrap()).unwrap();
+    let prefix = format!("{}/tributary", registry.host());
+    let push = ["--types", "registry-tag", "--push", &prefix];
+
+    // The throw-away CA is in no system bundle: without --push-ca-cert the push is refused.
+    let refused = crate::support::images_cli(out.path(), &push);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: push {prefix}/registry-tag-resource: registry-image out failed"
+        )),
+        "{stderr}"
+    );
+
+    let mut with_ca = push.to_vec();
+    with_ca.extend(["--push-ca-cert", ca.to_str().unwrap()]);
+    let image = crate::support::build(out.path(), &with_ca).remove(0);
+    let inspected: serde_json::Value = serde_json::from_slice(&run_tool(
+        "skopeo",
+        "skopeo",
+        &[
+            "inspect",
+            "--cert-dir",
+            &registry.cert_dir().unwrap().to_string_lossy(),
+            &format!("docker://{prefix}/registry-tag-resource:{}", image.tag),
+        ],
+        Path::new("/"),
+    ))
+    .unwrap();
+    assert_eq!(inspected["Digest"], image.manifest_digest.as_str());
+}
