@@ -533,7 +533,7 @@ impl RegistryClient {
     pub async fn get_blob(&self, digest: &str) -> Result<BlobStream, RegistryError> {
         let verifier = DigestVerifier::new(digest)?;
         let url = self.url(&format!("blobs/{digest}")).await?;
-        let state = BlobState {
+        let mut state = BlobState {
             client: self.clone(),
             digest: digest.to_owned(),
             url,
@@ -545,7 +545,6 @@ impl RegistryClient {
             done: false,
         };
         // Open eagerly so a missing blob is an error of this call, not of the first chunk.
-        let mut state = state;
         state.open().await?;
         Ok(Box::pin(futures::stream::unfold(
             state,
@@ -815,10 +814,6 @@ impl RegistryClient {
         self.url(&format!("manifests/{reference}")).await
     }
 
-    fn is_own_origin(&self, url: &Url, base: &Url) -> bool {
-        url.origin() == base.origin()
-    }
-
     /// Sends a call with auth, manual redirects and retries; returns the final response,
     /// whatever its status (callers map statuses), except that an auth failure is
     /// [`RegistryError::Unauthorized`].
@@ -831,7 +826,7 @@ impl RegistryClient {
         let mut redirects = 0u32;
         let mut answered_challenge = false;
         loop {
-            let own = self.is_own_origin(&url, &base);
+            let own = url.origin() == base.origin();
             let mut request = self.inner.http.request(method.clone(), url.clone());
             for (name, value) in &call.headers {
                 request = request.header(name, value);
