@@ -86,20 +86,33 @@ pub fn encoder<W: Write + Send + 'static>(
 
 /// Shared SHA-256 and byte count, readable after the writer that fed it moved away.
 #[derive(Clone, Default)]
-pub struct Digester(std::sync::Arc<std::sync::Mutex<(Sha256, u64)>>);
+pub struct Digester {
+    state: std::sync::Arc<std::sync::Mutex<(Sha256, u64)>>,
+    count_only: bool,
+}
 
 impl Digester {
+    /// A digester that only counts bytes (its hash is meaningless).
+    pub fn counting() -> Self {
+        Self {
+            count_only: true,
+            ..Self::default()
+        }
+    }
+
     /// Adds bytes.
     pub fn update(&self, data: &[u8]) {
-        if let Ok(mut g) = self.0.lock() {
-            g.0.update(data);
+        if let Ok(mut g) = self.state.lock() {
+            if !self.count_only {
+                g.0.update(data);
+            }
             g.1 += data.len() as u64;
         }
     }
 
     /// The hash and size so far.
     pub fn result(&self) -> (Sha256Hash, u64) {
-        match self.0.lock() {
+        match self.state.lock() {
             Ok(g) => (Sha256Hash(g.0.clone().finalize().into()), g.1),
             Err(_) => (Sha256Hash([0; 32]), 0),
         }
