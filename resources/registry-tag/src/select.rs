@@ -324,4 +324,41 @@ mod tests {
             check(source, Registry, listed, given, expect, warns);
         }
     }
+
+    proptest::proptest! {
+        /// Whatever is listed: the answer holds listed tags only, each once; a listed cursor
+        /// comes first; a lost cursor yields at most one tag.
+        #[test]
+        fn answers_are_consistent(
+            listed in proptest::collection::vec("(v?[0-9]{1,2}[.][0-9][.][0-9](-rc)?|latest|[a-c]{1,3})", 0..40),
+            cursor in proptest::option::of("[0-9][.][0-9][.][0-9]|[a-c]{1,2}"),
+            use_semver in proptest::bool::ANY,
+            hub in proptest::bool::ANY,
+        ) {
+            let mut json = if use_semver {
+                json!({"semver": {"matcher": ">= 1, < 50 || 0.x", "prefix": "^v"}})
+            } else {
+                json!({"sort": {"method": "numerical"}})
+            };
+            json["uri"] = "http://127.0.0.1:1/v2/app".into();
+            let settings = serde_json::from_value::<Source>(json).unwrap().validate().unwrap();
+            let mut selection = Selection::new(&settings);
+            for tag in &listed {
+                selection.offer(tag);
+            }
+            let order = if hub { NewestFirst } else { Registry };
+            let outcome = selection.finish(order, cursor.as_deref());
+            let unique: HashSet<&String> = outcome.tags.iter().collect();
+            proptest::prop_assert_eq!(unique.len(), outcome.tags.len());
+            proptest::prop_assert!(outcome.tags.iter().all(|t| listed.contains(t)));
+            if let Some(cursor) = &cursor {
+                if outcome.warning.is_none() && !outcome.tags.is_empty() {
+                    proptest::prop_assert_eq!(&outcome.tags[0], cursor);
+                }
+                if outcome.warning.is_some() {
+                    proptest::prop_assert_eq!(outcome.tags.len(), 1);
+                }
+            }
+        }
+    }
 }
