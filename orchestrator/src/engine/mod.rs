@@ -501,14 +501,22 @@ impl Engine {
         for r in &self.pipeline.resources {
             last_check.insert(r.name.clone(), now);
         }
+        // Only jobs whose inputs may have changed are planned again (a 50-job pipeline would
+        // otherwise re-resolve every job after every build).
+        let dependents = self.dependents();
+        let users = self.resource_users();
+        let mut dirty: BTreeSet<String> = jobs.iter().cloned().collect();
         loop {
             let mut started = false;
             if !self.cancel.is_cancelled() {
                 for job in &jobs {
-                    if !schedule::may_start(job, &concurrency, &running) {
+                    if !dirty.contains(job) || !schedule::may_start(job, &concurrency, &running) {
                         continue;
                     }
                     match self.plan_build(job, false) {
+                        Ok(None) => {
+                            dirty.remove(job);
+                        }
                         Ok(Some(build)) => {
                             *running.entry(job.clone()).or_default() += 1;
                             started = true;
@@ -518,8 +526,10 @@ impl Engine {
                                 (build, status)
                             });
                         }
-                        Ok(None) => {}
-                        Err(e) => self.note(&format!("job {job}: {e}")),
+                        Err(e) => {
+                            dirty.remove(job);
+                            self.note(&format!("job {job}: {e}"));
+                        }
                     }
                 }
             }
@@ -539,6 +549,8 @@ impl Engine {
                 if let Some(n) = running.get_mut(&build.job) {
                     *n = n.saturating_sub(1);
                 }
+                dirty.insert(build.job.clone());
+                dirty.extend(dependents.get(&build.job).into_iter().flatten().cloned());
                 summary.builds.push((build.job.clone(), build.name, status));
             }
             if options.watch {
@@ -559,6 +571,7 @@ impl Engine {
                 if !due.is_empty() {
                     self.check_all(Some(&due)).await;
                     for name in due {
+                        dirty.extend(users.get(&name).into_iter().flatten().cloned());
                         last_check.insert(name, Instant::now());
                     }
                 }
@@ -566,6 +579,52 @@ impl Engine {
         }
         summary.builds.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         summary
+    }
+
+    /// Per job, the jobs whose inputs its builds can change: those with it in `passed:` and
+    /// those getting a resource it puts to.
+    fn dependents(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let users = self.resource_users();
+        self.pipeline
+            .jobs
+            .iter()
+            .map(|job| {
+                let mut out = BTreeSet::new();
+                for other in &self.pipeline.jobs {
+                    if other
+                        .gets()
+                        .iter()
+                        .any(|(_, g)| g.passed.contains(&job.name))
+                    {
+                        out.insert(other.name.clone());
+                    }
+                }
+                for (_, put) in job.puts() {
+                    out.extend(
+                        users
+                            .get(put.resource_name())
+                            .into_iter()
+                            .flatten()
+                            .cloned(),
+                    );
+                }
+                (job.name.clone(), out)
+            })
+            .collect()
+    }
+
+    /// Per resource, the jobs that get it.
+    fn resource_users(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for job in &self.pipeline.jobs {
+            for (_, get) in job.gets() {
+                users
+                    .entry(get.resource_name().to_owned())
+                    .or_default()
+                    .insert(job.name.clone());
+            }
+        }
+        users
     }
 
     /// One manual build of `job`: checks its inputs without `passed:`, then runs it.
