@@ -34,6 +34,8 @@ struct Files {
     files: HashMap<String, Bytes>,
     faults: Faults,
     requests: usize,
+    /// (path, whether an Authorization header came) of every request.
+    seen: Vec<(String, bool)>,
 }
 
 type Shared = Arc<Mutex<Files>>;
@@ -83,12 +85,36 @@ impl FaultyCache {
     fn requests(&self) -> usize {
         self.shared.lock().unwrap().requests
     }
+
+    fn seen(&self) -> Vec<(String, bool)> {
+        self.shared.lock().unwrap().seen.clone()
+    }
+
+    fn file(&self, path: &str) -> Option<Bytes> {
+        self.shared.lock().unwrap().files.get(path).cloned()
+    }
+
+    fn put_file(&self, path: &str, bytes: Bytes) {
+        self.shared
+            .lock()
+            .unwrap()
+            .files
+            .insert(path.to_owned(), bytes);
+    }
 }
 
-async fn serve(State(shared): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn serve(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_owned();
     let mut files = shared.lock().unwrap();
     files.requests += 1;
+    let authorized = headers.contains_key("authorization");
+    files.seen.push((path.clone(), authorized));
     let faults = &mut files.faults;
     if faults.always_500 {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -198,4 +224,50 @@ fn transient_failures_are_retried() {
         cache.requests() - before
     );
     assert!(!xdg.join("dest2/store-path").exists());
+}
+
+#[test]
+fn credentials_stay_on_the_cache_host() {
+    let tmp = temp_dir("nix-cross-host");
+    let xdg = tmp.path();
+    let paths = build_closure(xdg, "crosshost");
+    let top = &paths[0];
+    let cache = FaultyCache::start();
+    let elsewhere = FaultyCache::start();
+    let source = json!({"url": cache.url(), "username": "ci", "password": "hunter2-pass"});
+    let src = xdg.join("src");
+    std::fs::create_dir(&src).unwrap();
+    out(&src, &source, &json!({"paths": [top]})).json();
+    // The top path's NAR moves to another host; its narinfo points there by absolute URL.
+    let narinfo_path = format!("/c/{}.narinfo", &top[11..43]);
+    let text = String::from_utf8(cache.file(&narinfo_path).unwrap().to_vec()).unwrap();
+    let url = text
+        .lines()
+        .find_map(|l| l.strip_prefix("URL: "))
+        .unwrap()
+        .to_owned();
+    elsewhere.put_file(
+        &format!("/c/{url}"),
+        cache.file(&format!("/c/{url}")).unwrap(),
+    );
+    let moved = text.replace(
+        &format!("URL: {url}"),
+        &format!("URL: {}/{url}", elsewhere.url()),
+    );
+    cache.put_file(&narinfo_path, Bytes::from(moved));
+    get(
+        &xdg.join("dest"),
+        &source,
+        &json!({"store_path": top}),
+        &json!({}),
+    )
+    .json();
+    let fetched_elsewhere: Vec<(String, bool)> = elsewhere
+        .seen()
+        .into_iter()
+        .filter(|(p, _)| p.contains("/nar/"))
+        .collect();
+    assert_eq!(fetched_elsewhere.len(), 1, "{fetched_elsewhere:?}");
+    assert!(!fetched_elsewhere[0].1, "credentials went to another host");
+    assert!(cache.seen().iter().all(|(_, authorized)| *authorized));
 }
