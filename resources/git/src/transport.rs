@@ -216,11 +216,14 @@ impl Auth {
 }
 
 /// Process-wide libgit2 settings: no repository-owner check (Concourse hands us directories
-/// created by other users).
+/// created by other users), no re-hashing of objects already verified when fetched.
 ///
 /// libgit2's own connect timeout is not used: with it set, libgit2 1.9 leaves sockets
 /// non-blocking and reads fail with EAGAIN; [`probe_reachable`] bounds the connect instead.
 pub fn configure_libgit2() {
+    // Objects are verified when a fetch indexes them; hashing every object again on each read
+    // (with the collision-detecting SHA-1) would triple the cost of a history walk.
+    git2::opts::strict_hash_verification(false);
     #[allow(unsafe_code)]
     // SAFETY: this setter only stores a flag in libgit2's global settings; it is called before
     // any libgit2 operation, on the main thread.
