@@ -56,6 +56,7 @@ impl Resource for GitResource {
         transport::configure_libgit2();
         request.source.validate()?;
         let source = tunnel::route(&request.source)?;
+        log_debug(&source);
         check::check(&source, request.version.as_ref())
     }
 
@@ -63,6 +64,7 @@ impl Resource for GitResource {
         transport::configure_libgit2();
         request.source.validate()?;
         let source = tunnel::route(&request.source)?;
+        log_debug(&source);
         get::get(&source, &request.version, &request.params, dest)
     }
 
@@ -70,6 +72,22 @@ impl Resource for GitResource {
         transport::configure_libgit2();
         request.source.validate()?;
         let source = tunnel::route(&request.source)?;
+        log_debug(&source);
         put::put(&source, &request.params, src)
+    }
+}
+
+/// `source.debug`: show the parsed configuration (secrets print as `<redacted>`) and the cache.
+fn log_debug(source: &Source) {
+    if source.debug.unwrap_or(false) {
+        tracing::info!("debug mode enabled: {source:?}");
+        tracing::info!(
+            "check cache: {}",
+            check::cache_dir(
+                source,
+                source.tag_filter.is_some() || source.tag_regex.is_some()
+            )
+            .display()
+        );
     }
 }

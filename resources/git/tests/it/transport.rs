@@ -268,3 +268,20 @@ fn https_with_an_untrusted_certificate() {
     let trusting = with(source, json!({"skip_ssl_verification": true}));
     round_trip(&env, &bare, trusting);
 }
+
+#[test]
+fn debug_shows_the_configuration_without_secrets() {
+    let bare = Repo::bare_with(1);
+    let env = Env::new();
+    let source =
+        json!({"uri": bare.uri(), "debug": true, "password": "debug-s3cret", "username": "u"});
+    let run = env.check(&source, None);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("debug mode enabled"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("git-resource-repo-cache"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("debug-s3cret"), "{}", run.stderr);
+}
