@@ -81,7 +81,7 @@ fn push_from_a_local_cache_then_nix_copies_and_verifies_it() {
 
     // NARs first, then narinfos dependencies first, then the pin.
     let hash = |p: &str| p["/nix/store/".len().."/nix/store/".len() + 32].to_owned();
-    let puts = cache.put_paths();
+    let puts = cache.wait_for_puts(8);
     let narinfos: Vec<&String> = puts.iter().filter(|p| p.ends_with(".narinfo")).collect();
     let expected: Vec<String> = paths
         .iter()
@@ -120,7 +120,7 @@ fn push_from_a_local_cache_then_nix_copies_and_verifies_it() {
     );
 
     // Idempotent: the same put uploads nothing, and the pin stays where it is.
-    let puts = cache.put_count();
+    let puts = cache.wait_for_puts(8).len();
     let second = out(&src, &source, &json!({"from": "local"})).json();
     assert_eq!(
         second["version"],
@@ -131,6 +131,8 @@ fn push_from_a_local_cache_then_nix_copies_and_verifies_it() {
             .to_string()
             .contains(r#""name":"paths_uploaded","value":"0""#)
     );
+    // Give nginx time to log anything the second put might have sent.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(cache.put_count(), puts, "second put uploaded something");
 
     // check follows the pin.

@@ -89,6 +89,19 @@ impl WebDav {
         self.put_paths().len()
     }
 
+    /// The PUT paths once at least `n` are logged (nginx may log a request just after the
+    /// client saw its answer).
+    pub fn wait_for_puts(&self, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let puts = self.put_paths();
+            if puts.len() >= n || std::time::Instant::now() > deadline {
+                return puts;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The paths of the PUT requests nginx has logged, in completion order.
     pub fn put_paths(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("access.log"))
