@@ -18,6 +18,9 @@ use crate::config::{Source, SubmoduleCredential};
 /// How long connecting to a server may take before the operation fails.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// How often a long fetch logs its progress (one line each time: build logs are not terminals).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Credentials and TLS settings for one remote.
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
@@ -198,11 +201,29 @@ impl Auth {
         ))
     }
 
-    /// Fetch options with these credentials.
+    /// Fetch options with these credentials, logging progress every few seconds.
     pub fn fetch_options(&self) -> FetchOptions<'_> {
+        let mut callbacks = self.callbacks();
+        let started = std::time::Instant::now();
+        let last = Cell::new(started);
+        callbacks.transfer_progress(move |progress| {
+            let now = std::time::Instant::now();
+            if now.duration_since(last.get()) >= PROGRESS_EVERY {
+                last.set(now);
+                tracing::info!(
+                    "received {}/{} objects ({:.1} MiB), indexed {} in {}s",
+                    progress.received_objects(),
+                    progress.total_objects(),
+                    progress.received_bytes() as f64 / 1_048_576.0,
+                    progress.indexed_objects(),
+                    now.duration_since(started).as_secs()
+                );
+            }
+            true
+        });
         let mut options = FetchOptions::new();
         options
-            .remote_callbacks(self.callbacks())
+            .remote_callbacks(callbacks)
             .download_tags(AutotagOption::None);
         options
     }
