@@ -21,10 +21,10 @@ pub struct Source {
     /// HTTP Basic password.
     #[serde(default)]
     pub password: Option<Secret>,
-    /// Nix secret key used to sign narinfos.
+    /// Nix secret key used to sign narinfos (plain caches; attic signs server-side).
     #[serde(default)]
     pub signing_key: Option<Secret>,
-    /// Public keys accepted for signatures.
+    /// Public keys accepted for signatures; empty means signatures are not checked.
     #[serde(default)]
     pub trusted_public_keys: Vec<String>,
     /// Name of the pin followed by check and moved by put.
@@ -71,6 +71,11 @@ impl Source {
                 )));
             }
         }
+        if self.api.as_deref() == Some("attic") && self.pin.is_some() && self.pins_url.is_none() {
+            return Err(InvalidRequest::new(
+                "source.pins_url: required with api attic and a pin (attic cannot store pins)",
+            ));
+        }
         if self.pin.is_some() && self.store_path.is_some() {
             return Err(InvalidRequest::new(
                 "source.pin and source.store_path: set at most one",
@@ -99,10 +104,10 @@ pub struct PutParams {
     /// A local binary cache directory in SRC to push from.
     #[serde(default)]
     pub from: Option<String>,
-    /// Root store paths.
+    /// Root store paths, or files in SRC (such as a `result` symlink) that lead to them.
     #[serde(default)]
     pub paths: Vec<String>,
-    /// File in SRC listing root store paths.
+    /// File in SRC listing root store paths, one a line (`#` comments allowed).
     #[serde(default)]
     pub paths_file: Option<String>,
     /// Pin to move (overrides `source.pin`).

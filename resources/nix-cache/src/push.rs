@@ -90,6 +90,9 @@ pub async fn put(source: &Source, params: &PutParams, src: &Path) -> anyhow::Res
         Some("attic") => Some(AtticApi::new(&client)?),
         _ => None,
     };
+    if attic.is_some() && signing_key.is_some() {
+        tracing::warn!("source.signing_key is not used with api attic: attic signs server-side");
+    }
 
     let roots = read_roots(params, src)?;
     let (items, roots) = match &params.from {

@@ -357,6 +357,12 @@ fn bad_configuration_is_an_invalid_request() {
         ),
         (
             "check",
+            json!({"url": "http://127.0.0.1:9/c", "api": "attic", "pin": "p"}),
+            json!(null),
+            "source.pins_url: required with api attic and a pin",
+        ),
+        (
+            "check",
             json!({"url": url}),
             json!(null),
             "source.pin or source.store_path: check needs one of them",
