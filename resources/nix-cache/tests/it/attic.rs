@@ -338,3 +338,41 @@ fn attic_errors_follow_attic() {
     out(tmp.path(), &source, &json!({"from": "local"}))
         .failed_with("The requested cache does not exist.");
 }
+
+#[test]
+fn private_attic_caches_are_read_with_the_token() {
+    let tmp = temp_dir("nix-attic-private");
+    let xdg = tmp.path();
+    let paths = build_closure(xdg, "attic-private");
+    let top = &paths[0];
+    let attic = AtticFixture::start();
+    attic.create_cache("secret", false);
+    attic.grant("writer", "secret", true);
+    attic.grant("reader", "secret", false);
+    let url = format!("{}/secret", attic.endpoint());
+    let public = attic.public_key("secret");
+    let src = xdg.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let wait = json!({"url": url, "api": "attic", "token": "reader", "store_path": top,
+                      "trusted_public_keys": [public]});
+    assert_eq!(check(&wait, None).json(), json!([]));
+    // A read-only token cannot push: attic answers 403.
+    let reader = json!({"url": url, "api": "attic", "token": "reader"});
+    out(&src, &reader, &json!({"paths": [top]})).failed_with("403 Forbidden");
+    let writer = json!({"url": url, "api": "attic", "token": "writer"});
+    out(&src, &writer, &json!({"paths": [top]})).json();
+    assert_eq!(check(&wait, None).json(), json!([{"store_path": top}]));
+    let dest = xdg.join("dest");
+    get(&dest, &wait, &json!({"store_path": top}), &json!({})).json();
+    assert!(dest.join("result/bin/run").exists());
+    // Without a token the private cache does not even admit it exists.
+    let anonymous = json!({"url": url, "trusted_public_keys": [public]});
+    let run = get(
+        &xdg.join("dest2"),
+        &anonymous,
+        &json!({"store_path": top}),
+        &json!({}),
+    );
+    assert_ne!(run.code, Some(0));
+    assert!(!xdg.join("dest2/store-path").exists());
+}
