@@ -334,3 +334,31 @@ fn cloud_logins_are_not_implemented_yet() {
         assert!(!outcome.stderr.contains("\"k\""));
     }
 }
+
+#[test]
+fn tag_regex_orders_by_creation_time() {
+    let registry = Registry::start(RegistryAuth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut digests = std::collections::BTreeMap::new();
+    for (tag, created) in [
+        ("a", "2023-05-01T00:00:00Z"),
+        ("b", "2020-01-01T00:00:00Z"),
+        ("c", "2021-07-01T12:00:00Z"),
+    ] {
+        let mut spec = ImageSpec::new("amd64", vec![vec![("t", tag)]]);
+        spec.created = created;
+        digests.insert(tag, push(&registry, dir.path(), "app", tag, &[spec]));
+    }
+    let mut src = source(&registry, "app");
+    src["tag_regex"] = json!("^[abc]$");
+    src["created_at_sort"] = json!("true");
+    let got = run_ok("check", None, &json!({"source": src}));
+    assert_eq!(
+        got,
+        json!([
+            v("b", &digests["b"]),
+            v("c", &digests["c"]),
+            v("a", &digests["a"])
+        ])
+    );
+}

@@ -20,6 +20,7 @@ pub struct ImageSpec<'a> {
     pub arch: &'a str,
     pub layers: Vec<Vec<(&'a str, &'a str)>>,
     pub labels: Vec<(&'a str, &'a str)>,
+    pub created: &'a str,
 }
 
 impl<'a> ImageSpec<'a> {
@@ -28,6 +29,7 @@ impl<'a> ImageSpec<'a> {
             arch,
             layers,
             labels: Vec::new(),
+            created: "2024-01-01T00:00:00Z",
         }
     }
 }
@@ -91,7 +93,7 @@ pub fn write_image(layout: &Path, spec: &ImageSpec<'_>) -> serde_json::Value {
         .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
         .collect();
     let config = serde_json::to_vec(&serde_json::json!({
-        "created": "2024-01-01T00:00:00Z",
+        "created": spec.created,
         "architecture": spec.arch, "os": "linux",
         "config": {"Env": ["PATH=/bin", format!("ARCH={}", spec.arch)], "User": "1000",
                    "Cmd": ["sh"], "Labels": labels},
