@@ -1093,3 +1093,45 @@ jobs:
         [b("job", 1, Succeeded), b("job", 2, Succeeded)]
     );
 }
+
+#[test]
+fn override_uses_a_local_directory_instead_of_fetching() {
+    let f = Fixture::new();
+    let local = f.path().join("local");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join("ref"), "from-disk").unwrap();
+    // The resource would fail if it were ever run.
+    let yaml = r#"
+resources:
+- name: thing
+  type: mock
+  source: {file: /nonexistent/versions, fail: true}
+jobs:
+- name: job
+  plan:
+  - get: thing
+    trigger: true
+  - task: show
+    config:
+      platform: linux
+      inputs: [{name: thing}]
+      run: {path: sh, args: [-ec, 'cat thing/ref']}
+"#;
+    let loaded = crate::load::load_str(yaml, "pipeline.yml", &crate::vars::StaticVars::default());
+    let config = EngineConfig {
+        runtime: Runtime::Host,
+        state_dir: f.path().join(".tributary"),
+        resource_dir: resource_dir(),
+        overrides: BTreeMap::from([("thing".to_string(), local.clone())]),
+        output: OutputMode::Quiet,
+        pipeline_name: "test".into(),
+        grace: Duration::from_millis(300),
+        db: None,
+        pipeline_dir: f.path().to_owned(),
+    };
+    let engine = Engine::new(loaded.pipeline, &loaded.redact, config).unwrap();
+    assert_eq!(run(&engine), [b("job", 1, Succeeded)]);
+    let log = log_text(&engine, "job", 1);
+    assert!(log.contains("show: from-disk"), "{log}");
+    assert!(log.contains("using local directory"), "{log}");
+}
