@@ -264,6 +264,31 @@ fn type_errors() {
             ],
         ),
         (
+            "put inputs",
+            "resources:\n- name: r\n  type: git\njobs:\n- name: j\n  plan:\n  - put: r\n    inputs: some\n",
+            &["p.yml:8:13: error: inputs: expected `detect`, `all` or a list, found `some`"],
+        ),
+        (
+            "across values",
+            "resources:\n- name: r\n  type: git\njobs:\n- name: j\n  plan:\n  - get: r\n    across:\n    - var: v\n      values: {a: 1}\n",
+            &["p.yml:10:15: error: values: expected a list, found a mapping"],
+        ),
+        (
+            "in_parallel config",
+            "resources:\n- name: r\n  type: git\njobs:\n- name: j\n  plan:\n  - in_parallel:\n      step: [{get: r}]\n",
+            &["p.yml:8:7: error: unknown field `step` in in_parallel (did you mean `steps`?)"],
+        ),
+        (
+            "container limits",
+            "jobs:\n- name: j\n  plan:\n  - task: t\n    config: {run: {path: ls}, container_limits: {memory: lots}}\n",
+            &["p.yml:5:58: error: memory: expected a non-negative integer, found `lots`"],
+        ),
+        (
+            "pinned version as a list",
+            "resources:\n- name: r\n  type: git\njobs:\n- name: j\n  plan:\n  - get: r\n    version: [a]\n",
+            &["p.yml:8:14: error: version: expected a mapping, found a list"],
+        ),
+        (
             "top level is a list",
             "- a\n- b\n",
             &["p.yml:1:1: error: pipeline: expected a mapping, found a list"],
