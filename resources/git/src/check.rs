@@ -224,7 +224,11 @@ pub fn connect<'r, 'c, 'a>(
     uri: &str,
 ) -> anyhow::Result<(RemoteConnection<'r, 'c, 'a>, RemoteRefs)> {
     let connection = remote
-        .connect_auth(Direction::Fetch, Some(auth.callbacks()), None)
+        .connect_auth(
+            Direction::Fetch,
+            Some(auth.callbacks()),
+            Some(crate::transport::proxy()),
+        )
         .map_err(|err| {
             anyhow::anyhow!(
                 "connecting to {}: {}",

@@ -452,6 +452,7 @@ impl Pusher<'_> {
             Ok(())
         });
         let mut options = git2::PushOptions::new();
+        options.proxy_options(crate::transport::proxy());
         options.remote_callbacks(callbacks);
         let push_options: Vec<&str> = self.push_options.iter().map(String::as_str).collect();
         if !push_options.is_empty() {

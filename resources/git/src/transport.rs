@@ -223,6 +223,7 @@ impl Auth {
         });
         let mut options = FetchOptions::new();
         options
+            .proxy_options(proxy())
             .remote_callbacks(callbacks)
             .download_tags(AutotagOption::None);
         options
@@ -231,9 +232,19 @@ impl Auth {
     /// Push options with these credentials.
     pub fn push_options(&self) -> PushOptions<'_> {
         let mut options = PushOptions::new();
-        options.remote_callbacks(self.callbacks());
+        options
+            .proxy_options(proxy())
+            .remote_callbacks(self.callbacks());
         options
     }
+}
+
+/// Proxy settings as git uses them: `http.proxy` from the configuration, else the
+/// `http_proxy`/`https_proxy` environment variables.
+pub fn proxy() -> git2::ProxyOptions<'static> {
+    let mut options = git2::ProxyOptions::new();
+    options.auto();
+    options
 }
 
 /// Process-wide libgit2 settings: no repository-owner check (Concourse hands us directories

@@ -176,6 +176,11 @@ impl Env {
 
     /// Runs `git-resource <args>` with `request` on stdin.
     pub fn run(&self, args: &[&str], request: &Value) -> Run {
+        self.run_with_env(args, request, &[])
+    }
+
+    /// [`Env::run`] with extra environment variables.
+    pub fn run_with_env(&self, args: &[&str], request: &Value, vars: &[(&str, &str)]) -> Run {
         let home = self.dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
         let tmp = self.dir.path().join("tmp");
@@ -188,6 +193,7 @@ impl Env {
             .env("HOME", &home)
             .env("TMPDIR", &tmp)
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            .envs(vars.iter().copied())
             .write_stdin(request.to_string())
             .timeout(std::time::Duration::from_secs(120))
             .output()

@@ -12,8 +12,10 @@ use serde_json::json;
 
 use crate::support::{Env, Repo, git_in, refs};
 
-/// A CONNECT proxy on 127.0.0.1 that wants `Basic user:pass`; returns (port, tunnels opened).
-fn start_proxy(user: &str, pass: &str) -> (u16, Arc<AtomicUsize>) {
+/// A CONNECT proxy on 127.0.0.1 that wants `Basic user:pass` (anything when `user` is empty);
+/// returns (port, tunnels opened).
+pub fn start_proxy(user: &str, pass: &str) -> (u16, Arc<AtomicUsize>) {
+    let open = user.is_empty();
     use base64::Engine;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -42,7 +44,7 @@ fn start_proxy(user: &str, pass: &str) -> (u16, Arc<AtomicUsize>) {
                     authorized |= line.trim().to_lowercase() == expected;
                 }
                 let mut client = client;
-                if !authorized {
+                if !authorized && !open {
                     client
                         .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
                         .unwrap();
@@ -110,5 +112,27 @@ fn ssh_through_an_http_proxy() {
         run.stderr.contains("source.https_tunnel: only ssh URIs"),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn https_remotes_honour_proxy_environment_variables() {
+    let bare = Repo::bare_with(2);
+    let http = testbed::git::GitHttp::start_tls(bare.path.parent().unwrap(), "user", "pa55");
+    let (port, opened) = start_proxy("", "");
+    let env = Env::new();
+    let tip = git_in(&bare.path, &["rev-parse", "main"]);
+    let source = json!({"uri": http.url_for("bare.git"), "branch": "main", "username": "user",
+        "password": "pa55", "skip_ssl_verification": true});
+    let proxy = format!("http://127.0.0.1:{port}");
+    let run = env.run_with_env(
+        &["check"],
+        &json!({"source": source}),
+        &[("https_proxy", &proxy)],
+    );
+    assert_eq!(run.json(), refs(&[&tip]));
+    assert!(
+        opened.load(Ordering::SeqCst) >= 1,
+        "the proxy carried the connection"
     );
 }
