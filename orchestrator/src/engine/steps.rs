@@ -241,7 +241,7 @@ impl Engine {
         }
         let status = outcome.status();
         let error = match &outcome {
-            Outcome::Errored(e) => Some(e.clone()),
+            Outcome::Errored(e) => Some(self.redactor.redact(e)),
             _ => None,
         };
         for (name, dest) in export {

@@ -34,7 +34,12 @@ pub(crate) fn resource_dir() -> PathBuf {
         let dir = tempfile::tempdir().unwrap().keep();
         // Copies, not links: another package's build may replace the originals meanwhile.
         for b in binaries {
-            std::fs::copy(target.join(b), dir.join(b)).unwrap();
+            let mut tries = 0;
+            while let Err(e) = std::fs::copy(target.join(b), dir.join(b)) {
+                tries += 1;
+                assert!(tries < 40, "copying {b}: {e}");
+                std::thread::sleep(Duration::from_millis(500));
+            }
         }
         let mock = dir.join("mock-resource");
         std::fs::write(&mock, MOCK_RESOURCE).unwrap();
