@@ -537,3 +537,82 @@ mod tests {
         assert!(unpack(&nar[..], &out).is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn valid_nar() -> Vec<u8> {
+        raw::strings(&[
+            b"nix-archive-1",
+            b"(",
+            b"type",
+            b"directory",
+            b"entry",
+            b"(",
+            b"name",
+            b"a",
+            b"node",
+            b"(",
+            b"type",
+            b"regular",
+            b"executable",
+            b"",
+            b"contents",
+            b"hello",
+            b")",
+            b")",
+            b"entry",
+            b"(",
+            b"name",
+            b"b",
+            b"node",
+            b"(",
+            b"type",
+            b"symlink",
+            b"target",
+            b"a",
+            b")",
+            b")",
+            b")",
+        ])
+    }
+
+    proptest! {
+        #[test]
+        fn reader_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = validate(&bytes[..]);
+        }
+
+        #[test]
+        fn reader_never_panics_on_corrupted_archives(
+            flips in proptest::collection::vec((0usize..400, any::<u8>()), 1..6),
+            cut in 0usize..400,
+        ) {
+            let mut bytes = valid_nar();
+            for (at, value) in flips {
+                let len = bytes.len();
+                bytes[at % len] = value;
+            }
+            bytes.truncate(cut.max(1).min(bytes.len()));
+            let _ = validate(&bytes[..]);
+        }
+
+        #[test]
+        fn formats_never_panic_on_text(text in "\\PC{0,300}") {
+            let _ = crate::narinfo::NarInfo::parse(&text);
+            let _ = crate::hash::Sha256Hash::parse(&text);
+            let _ = crate::nix32::decode(&text, 20);
+            let _ = crate::store_path::StorePath::parse(&text);
+            let _ = crate::signing::PublicKey::parse(&text);
+            let _ = crate::signing::SecretKey::parse(&text);
+        }
+    }
+
+    #[test]
+    fn the_sample_is_valid() {
+        validate(&valid_nar()[..]).unwrap();
+    }
+}
