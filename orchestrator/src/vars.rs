@@ -137,33 +137,38 @@ pub struct Found {
     pub var: VarRef,
 }
 
-/// Every `((…))` var reference in `text`, in order.
+/// The longest `((…))` body recognised as a var reference.
+const MAX_VAR_LEN: usize = 512;
+
+/// Every `((…))` var reference in `text`, in order. Linear in the text's length: the next
+/// `))` is found once and reused, and bodies longer than `MAX_VAR_LEN` are skipped unread.
 pub fn find_refs(text: &str) -> Vec<Found> {
     let mut out = Vec::new();
     let mut from = 0;
+    let mut next_close: Option<usize> = None;
     while let Some(start) = text[from..].find("((").map(|i| i + from) {
         let body_start = start + 2;
-        let mut in_quotes = false;
-        let mut end = None;
-        let bytes = text.as_bytes();
-        let mut i = body_start;
-        while i + 1 < bytes.len() + 1 && i < bytes.len() {
-            match bytes[i] {
-                b'"' => in_quotes = !in_quotes,
-                b')' if !in_quotes && bytes.get(i + 1) == Some(&b')') => {
-                    end = Some(i);
-                    break;
-                }
-                b'\n' => break,
-                _ => {}
-            }
-            i += 1;
-        }
-        let Some(end) = end else {
-            from = body_start;
-            continue;
+        let close = match next_close {
+            Some(c) if c >= body_start => Some(c),
+            _ => text[body_start..].find("))").map(|i| i + body_start),
         };
-        match VarRef::parse(&text[body_start..end]) {
+        next_close = close;
+        let Some(mut end) = close else { break };
+        if end - body_start > MAX_VAR_LEN {
+            from = body_start - 1;
+            continue;
+        }
+        if text[body_start..end].contains('"') {
+            match quoted_close(text, body_start) {
+                Some(e) => end = e,
+                None => {
+                    from = body_start - 1;
+                    continue;
+                }
+            }
+        }
+        let body = &text[body_start..end];
+        match VarRef::parse(body).filter(|_| !body.contains('\n')) {
             Some(var) => {
                 out.push(Found {
                     range: start..end + 2,
@@ -171,10 +176,27 @@ pub fn find_refs(text: &str) -> Vec<Found> {
                 });
                 from = end + 2;
             }
-            None => from = start + 1,
+            None => from = body_start - 1,
         }
     }
     out
+}
+
+/// The `))` that closes a body with quoted segments (a `))` inside quotes does not count).
+fn quoted_close(text: &str, body_start: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut in_quotes = false;
+    let limit = (body_start + MAX_VAR_LEN).min(bytes.len());
+    let mut i = body_start;
+    while i < limit {
+        match bytes[i] {
+            b'"' => in_quotes = !in_quotes,
+            b')' if !in_quotes && bytes.get(i + 1) == Some(&b')') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Where static vars come from: `-l FILE` (repeatable, later wins), `-v k=v`, `-y k=yaml`.
@@ -607,9 +629,19 @@ mod tests {
 
     #[test]
     fn finds_embedded_references() {
-        let found = find_refs("a-((x))-((y.z))-(not)-((bad var))");
-        let names: Vec<String> = found.iter().map(|f| f.var.to_string()).collect();
-        assert_eq!(names, ["((x))", "((y.z))"]);
+        let cases: &[(&str, &[&str])] = &[
+            ("a-((x))-((y.z))-(not)-((bad var))", &["((x))", "((y.z))"]),
+            ("((a ((b))", &["((b))"]),
+            ("(((x)))", &["((x))"]),
+            ("((\"a))b\".c))", &["((\"a))b\".c))"]),
+            ("((a\nb)) ((c))", &["((c))"]),
+            ("$((1+2)) ((", &[]),
+            ("no vars", &[]),
+        ];
+        for (text, want) in cases {
+            let names: Vec<String> = find_refs(text).iter().map(|f| f.var.to_string()).collect();
+            assert_eq!(&names, want, "{text:?}");
+        }
     }
 
     fn interpolated(text: &str, vars: &StaticVars) -> (serde_json::Value, Vec<String>) {

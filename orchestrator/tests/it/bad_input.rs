@@ -217,3 +217,23 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn unclosed_var_openings_are_not_quadratic() {
+    let text = format!(
+        "jobs:\n- name: j\n  plan:\n  - task: t\n    config: {{run: {{path: ls}}}}\n    params: {{A: \"{}x))\", B: \"{}\"}}\n",
+        "((".repeat(500_000),
+        "((".repeat(500_000)
+    );
+    let start = Instant::now();
+    let vars = tributary::StaticVars::from_pairs([("x", serde_json::json!("1"))]);
+    let loaded = tributary::load_str(&text, "p.yml", &vars);
+    assert!(!loaded.has_errors(), "{:?}", rendered(&loaded));
+    let a = format!("{:?}", loaded.pipeline.jobs[0].plan[0]);
+    assert!(a.contains("(((1"), "the closing ((x)) is interpolated");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+}
