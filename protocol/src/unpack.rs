@@ -279,6 +279,8 @@ impl Unpacker<'_> {
                 self.skip(&display, "device node (not running as root)");
                 return Ok(());
             }
+            // `git archive` and others start with a global PAX header: metadata, not a file.
+            EntryType::XGlobalHeader => return Ok(()),
             other => {
                 self.skip(&display, &format!("unsupported entry type {other:?}"));
                 return Ok(());
@@ -979,6 +981,22 @@ mod tests {
                 r#"keep/x 644 "x""#,
             ],
             &[],
+        );
+        // A global PAX header (as `git archive` writes) is not a file.
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(EntryType::XGlobalHeader);
+        header.set_path("pax_global_header").unwrap();
+        header.set_size(0);
+        header.set_cksum();
+        builder.append(&header, &b""[..]).unwrap();
+        let (tree, skipped) = apply(
+            &[builder.into_inner().unwrap()],
+            UnpackOptions::for_tarballs(),
+        );
+        assert!(
+            tree.is_empty() && skipped.is_empty(),
+            "{tree:?} {skipped:?}"
         );
         // Without whiteout semantics `.wh.` files are ordinary files.
         let plain = layer(&[File(".wh.d", "")]);
