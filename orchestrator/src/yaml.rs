@@ -23,7 +23,7 @@ use crate::diag::{Diagnostic, Loc};
 /// How deep collections may nest; deeper input is refused (it would only exhaust the stack).
 pub const MAX_DEPTH: usize = 256;
 
-/// Bytes that alias expansion may add (an estimate: 64 per node plus text), beyond the input.
+/// Bytes that anchors and alias expansion may copy (an estimate: 64 per node plus text).
 pub const ALIAS_BUDGET: usize = 64 * 1024 * 1024;
 
 /// A YAML node with its location.
@@ -335,7 +335,7 @@ pub fn parse(text: &str, file: &Arc<str>) -> Result<Node, Diagnostic> {
                     return Err(Diagnostic::error(
                         &loc,
                         format!(
-                            "aliases expand to more than {} MiB; refusing (an alias bomb?)",
+                            "anchors and aliases copy more than {} MiB; refusing (an alias bomb?)",
                             ALIAS_BUDGET / 1024 / 1024
                         ),
                     ));
@@ -427,8 +427,21 @@ impl Builder {
     /// Hands a completed node to its parent (or makes it the document).
     fn finish(&mut self, node: Node, anchor: usize) -> Result<(), Diagnostic> {
         if anchor != 0 {
+            // Keeping a copy costs as much as expanding an alias: anchors nested in anchors
+            // would otherwise copy the same content once per level.
+            let size = weight(&node);
+            self.alias_bytes = self.alias_bytes.saturating_add(size);
+            if self.alias_bytes > ALIAS_BUDGET {
+                return Err(Diagnostic::error(
+                    &node.loc,
+                    format!(
+                        "anchors and aliases copy more than {} MiB; refusing (an alias bomb?)",
+                        ALIAS_BUDGET / 1024 / 1024
+                    ),
+                ));
+            }
             self.anchors
-                .insert(anchor, (node.clone(), weight(&node), depth(&node)));
+                .insert(anchor, (node.clone(), size, depth(&node)));
         }
         match self.stack.last_mut() {
             None => self.done = Some(node),

@@ -53,11 +53,35 @@ fn billion_laughs_is_refused_quickly() {
     let diags = rendered(&loaded);
     assert_eq!(diags.len(), 1, "{diags:?}");
     assert!(
-        diags[0].contains("aliases expand to more than 64 MiB; refusing"),
+        diags[0].contains("anchors and aliases copy more than 64 MiB; refusing"),
         "{diags:?}"
     );
     assert!(
         start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn nested_anchors_over_big_content_are_refused() {
+    let levels = 100;
+    let mut text = String::from("a: ");
+    for i in 0..levels {
+        text.push_str(&format!("&a{i} ["));
+    }
+    text.push_str(&format!("\"{}\"", "x".repeat(2 * 1024 * 1024)));
+    text.push_str(&"]".repeat(levels));
+    text.push_str("\njobs: []\n");
+    let start = Instant::now();
+    let diags = rendered(&load(&text));
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(
+        diags[0].contains("anchors and aliases copy more than 64 MiB; refusing"),
+        "{diags:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
         "took {:?}",
         start.elapsed()
     );
