@@ -82,9 +82,10 @@ pub fn check(source: &Source, given: Option<&Version>) -> anyhow::Result<Vec<Ver
         .map_err(|err| describe(err, &target))
 }
 
-/// Adds the image name to registry errors that do not carry it.
+/// Adds the image name to errors that do not already name the repository.
 pub fn describe(err: anyhow::Error, target: &Target) -> anyhow::Error {
-    if err.downcast_ref::<InvalidRequest>().is_some() {
+    let named = format!("{err:#}").contains(&target.reference.repository);
+    if err.downcast_ref::<InvalidRequest>().is_some() || named {
         err
     } else {
         err.context(target.repository.clone())

@@ -177,6 +177,26 @@ fn failures_are_clear_and_never_show_the_password() {
     );
     assert_eq!(outcome.stdout, serde_json::Value::Null);
 
+    // An unknown repository: no versions in tag mode (a HEAD cannot tell), an error naming it
+    // in the listing modes.
+    let mut unknown = source(&registry, "no-such-repo");
+    unknown["tag"] = json!("v1");
+    assert_eq!(
+        run_ok("check", None, &json!({"source": unknown})),
+        json!([])
+    );
+    unknown.as_object_mut().unwrap().remove("tag");
+    let outcome = run("check", None, &json!({"source": unknown}));
+    assert_eq!(outcome.code, 1);
+    assert!(
+        outcome.stderr.contains(&format!(
+            "repository not found: {}/no-such-repo",
+            registry.host()
+        )),
+        "{}",
+        outcome.stderr
+    );
+
     let outcome = run("check", None, &json!({"source": {"tag": "x"}}));
     assert_eq!(outcome.code, 2);
     assert!(outcome.stderr.contains("repository"), "{}", outcome.stderr);
