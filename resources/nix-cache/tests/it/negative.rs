@@ -139,6 +139,26 @@ fn tampering_and_bad_signatures_fail_without_a_store_path() {
                 "{}: nix accepted the tampered cache",
                 case.name
             );
+            let verified = nix(
+                xdg,
+                &[
+                    "store",
+                    "verify",
+                    "--store",
+                    &cache.url(),
+                    "-r",
+                    "--option",
+                    "trusted-public-keys",
+                    &keys.public,
+                    &top,
+                ],
+            );
+            assert_ne!(
+                verified.status.code(),
+                Some(0),
+                "{}: nix store verify passed",
+                case.name
+            );
         }
     }
 }
