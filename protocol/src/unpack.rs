@@ -1158,6 +1158,116 @@ mod tests {
         assert!(err.starts_with("cannot read archive"), "{err}");
     }
 
+    /// Random layers over a small alphabet of names, links and whiteouts (including `..`,
+    /// absolute paths and links to outside): whatever they hold, nothing outside DEST changes
+    /// and nothing panics.
+    mod random_layers {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        #[derive(Debug, Clone)]
+        enum Kind {
+            File,
+            Dir,
+            Symlink(String),
+            HardLink(String),
+        }
+
+        fn name() -> impl Strategy<Value = String> {
+            let part =
+                prop::sample::select(vec!["a", "b", "..", ".", "l", ".wh.a", ".wh..wh..opq"]);
+            (prop::bool::weighted(0.2), prop::collection::vec(part, 1..4)).prop_map(
+                |(abs, parts)| {
+                    let joined = parts.join("/");
+                    if abs { format!("/{joined}") } else { joined }
+                },
+            )
+        }
+
+        fn kind() -> impl Strategy<Value = Kind> {
+            let target = prop::sample::select(vec![
+                "OUTSIDE",
+                "OUTSIDE/secret",
+                "../..",
+                "..",
+                "/",
+                "a",
+                "l/b",
+                "../outside/secret",
+            ])
+            .prop_map(str::to_owned);
+            prop_oneof![
+                Just(Kind::File),
+                Just(Kind::Dir),
+                target.clone().prop_map(Kind::Symlink),
+                target.prop_map(Kind::HardLink),
+            ]
+        }
+
+        fn build(entries: &[(String, Kind)], outside: &Path) -> Vec<u8> {
+            let outside = outside.display().to_string();
+            let mut builder = tar::Builder::new(Vec::new());
+            for (name, kind) in entries {
+                let mut header = tar::Header::new_gnu();
+                header.set_mode(0o755);
+                let data: &[u8] = match kind {
+                    Kind::File => {
+                        header.set_entry_type(EntryType::Regular);
+                        b"pwned"
+                    }
+                    Kind::Dir => {
+                        header.set_entry_type(EntryType::Directory);
+                        b""
+                    }
+                    Kind::Symlink(target) | Kind::HardLink(target) => {
+                        header.set_entry_type(if matches!(kind, Kind::Symlink(_)) {
+                            EntryType::Symlink
+                        } else {
+                            EntryType::Link
+                        });
+                        raw_name(
+                            &mut header.as_old_mut().linkname,
+                            &target.replace("OUTSIDE", &outside),
+                        );
+                        b""
+                    }
+                };
+                raw_name(&mut header.as_old_mut().name, name);
+                header.set_size(data.len() as u64);
+                header.set_cksum();
+                builder.append(&header, data).unwrap();
+            }
+            builder.into_inner().unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+            #[test]
+            fn nothing_outside_dest_changes(
+                layers in prop::collection::vec(prop::collection::vec((name(), kind()), 1..8), 1..4)
+            ) {
+                let sandbox = tempfile::tempdir().unwrap();
+                let outside = sandbox.path().join("outside");
+                fs::create_dir(&outside).unwrap();
+                fs::write(outside.join("secret"), "untouched").unwrap();
+                fs::create_dir(outside.join("a")).unwrap();
+                let dest = sandbox.path().join("dest");
+                fs::create_dir(&dest).unwrap();
+                let before = listing(&outside);
+                for layer in &layers {
+                    // Errors are allowed (a layer may be nonsense); escapes are not.
+                    let _ = unpack_archive(build(layer, &outside).as_slice(), &dest, &UnpackOptions::for_layers());
+                }
+                prop_assert_eq!(listing(&outside), before);
+                let mut siblings: Vec<_> = fs::read_dir(sandbox.path()).unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+                siblings.sort();
+                prop_assert_eq!(siblings, ["dest", "outside"]);
+            }
+        }
+    }
+
     #[test]
     fn resolves_symlinked_parents_inside_root() {
         let dir = tempfile::tempdir().unwrap();
