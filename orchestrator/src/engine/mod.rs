@@ -194,7 +194,18 @@ impl Engine {
             .db
             .clone()
             .unwrap_or_else(|| config.state_dir.join("state.db"));
-        let state = State::open(&db)?;
+        let mut state = State::open(&db)?;
+        for resource in &pipeline.resources {
+            let config = serde_json::json!({
+                "type": resource.type_,
+                "source": pipeline.source_with_defaults(resource),
+            });
+            let hash = {
+                use sha2::Digest;
+                hex::encode(&sha2::Sha256::digest(config.to_string().as_bytes())[..8])
+            };
+            state.set_resource_config(&resource.name, &hash)?;
+        }
         Ok(Self::with_state(pipeline, redact, config, state))
     }
 

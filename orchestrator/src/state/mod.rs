@@ -149,7 +149,8 @@ pub struct LogLine {
 }
 
 /// The migrations, applied in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE resource_versions (
     id INTEGER PRIMARY KEY,
     resource TEXT NOT NULL,
@@ -205,7 +206,14 @@ CREATE TABLE task_caches (
     dir TEXT NOT NULL,
     PRIMARY KEY (job, step, path)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE resource_configs (
+    resource TEXT PRIMARY KEY,
+    config_hash TEXT NOT NULL
+);
+"#,
+];
 
 /// The open state database.
 #[derive(Debug)]
@@ -442,6 +450,36 @@ impl State {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// Records a resource's configuration (a hash of its type and source). When it changed,
+    /// the old versions belong to the old configuration, as in Concourse: they are archived
+    /// under `NAME@OLDHASH` (builds keep pointing at them) and the pin is dropped. Returns
+    /// whether an earlier, different configuration was replaced.
+    pub fn set_resource_config(&mut self, resource: &str, config_hash: &str) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let old: Option<String> = tx
+            .query_row(
+                "SELECT config_hash FROM resource_configs WHERE resource = ?1",
+                params![resource],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let changed = old.as_deref().is_some_and(|old| old != config_hash);
+        if let Some(old) = old.as_deref().filter(|_| changed) {
+            tx.execute(
+                "UPDATE resource_versions SET resource = ?2 WHERE resource = ?1",
+                params![resource, format!("{resource}@{old}")],
+            )?;
+            tx.execute("DELETE FROM pins WHERE resource = ?1", params![resource])?;
+        }
+        tx.execute(
+            "INSERT INTO resource_configs (resource, config_hash) VALUES (?1, ?2) \
+             ON CONFLICT (resource) DO UPDATE SET config_hash = ?2",
+            params![resource, config_hash],
+        )?;
+        tx.commit()?;
+        Ok(changed)
     }
 
     // ---- pins ----

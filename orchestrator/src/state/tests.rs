@@ -143,3 +143,32 @@ fn reopening_marks_interrupted_builds_errored() {
     let mut state = State::open(&path).unwrap();
     assert_eq!(state.create_build("j", &[]).unwrap().name, 3);
 }
+
+#[test]
+fn a_changed_resource_config_starts_a_new_history() {
+    let mut state = State::open_in_memory().unwrap();
+    assert!(!state.set_resource_config("r", "aaa").unwrap());
+    let ids = state.save_checked_versions("r", &[v("1"), v("2")]).unwrap();
+    let build = state
+        .create_build(
+            "j",
+            &[BuildVersion {
+                name: "r".into(),
+                resource: "r".into(),
+                version_id: ids[1],
+            }],
+        )
+        .unwrap();
+    state.pin("r", ids[0], "").unwrap();
+    // The same config: nothing changes.
+    assert!(!state.set_resource_config("r", "aaa").unwrap());
+    assert_eq!(refs(&state, "r"), ["1", "2"]);
+    // Another config: a fresh history; old builds keep their versions.
+    assert!(state.set_resource_config("r", "bbb").unwrap());
+    assert_eq!(refs(&state, "r"), Vec::<String>::new());
+    assert_eq!(refs(&state, "r@aaa"), ["1", "2"]);
+    assert_eq!(state.pinned("r").unwrap(), None);
+    assert_eq!(state.build_inputs(build.id).unwrap()[0].version_id, ids[1]);
+    let new = state.save_checked_versions("r", &[v("2")]).unwrap();
+    assert_ne!(new[0], ids[1]);
+}
