@@ -131,6 +131,8 @@ pub struct Engine {
     images: RootfsCache,
     /// Cancels every build (Ctrl-C).
     pub cancel: Cancel,
+    /// Custom types' fetched images, with when they were fetched.
+    types: Mutex<BTreeMap<String, (Instant, resource::TypeImpl)>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -228,6 +230,7 @@ impl Engine {
             pipeline,
             config,
             cancel: Cancel::new(),
+            types: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -347,15 +350,24 @@ impl Engine {
 
     /// Checks every resource once, reporting failures and carrying on.
     pub async fn check_all(self: &Arc<Self>, only: Option<&BTreeSet<String>>) {
-        for resource in &self.pipeline.resources {
-            if only.is_some_and(|o| !o.contains(&resource.name)) {
-                continue;
-            }
-            match self.check_resource(&resource.name).await {
-                Ok(n) => self.note(&format!("checked {}: {n} versions", resource.name)),
-                Err(e) => self.note(&format!("check of {} failed: {e}", resource.name)),
-            }
-        }
+        // A few at a time: checks are mostly waiting on the network.
+        let limit = Arc::new(tokio::sync::Semaphore::new(4));
+        let checks = self
+            .pipeline
+            .resources
+            .iter()
+            .filter(|r| only.is_none_or(|o| o.contains(&r.name)))
+            .map(|resource| {
+                let limit = limit.clone();
+                async move {
+                    let _permit = limit.acquire().await;
+                    match self.check_resource(&resource.name).await {
+                        Ok(n) => self.note(&format!("checked {}: {n} versions", resource.name)),
+                        Err(e) => self.note(&format!("check of {} failed: {e}", resource.name)),
+                    }
+                }
+            });
+        futures::future::join_all(checks).await;
     }
 
     fn matching_version(

@@ -82,6 +82,22 @@ impl Engine {
                 .iter()
                 .find(|t| t.name == type_name)
             {
+                // A type's image is checked once per its check_every (default one minute).
+                let every = match custom.check_every {
+                    Some(crate::model::CheckEvery::Every(d)) => d,
+                    Some(crate::model::CheckEvery::Never) => std::time::Duration::MAX,
+                    None => std::time::Duration::from_secs(60),
+                };
+                let known = self
+                    .types
+                    .lock()
+                    .ok()
+                    .and_then(|t| t.get(type_name).cloned());
+                if let Some((at, imp)) = known
+                    && at.elapsed() < every
+                {
+                    return Ok(imp);
+                }
                 let image_type = custom.type_.clone();
                 let dir = self
                     .fetch_image(
@@ -95,10 +111,17 @@ impl Engine {
                     )
                     .await
                     .map_err(|e| format!("resource type {type_name}: {e}"))?;
-                return Ok(TypeImpl::Image {
+                let imp = TypeImpl::Image {
                     dir,
                     privileged: custom.privileged,
-                });
+                };
+                if let Ok(mut types) = self.types.lock() {
+                    types.insert(
+                        type_name.to_owned(),
+                        (std::time::Instant::now(), imp.clone()),
+                    );
+                }
+                return Ok(imp);
             }
             self.base_type(type_name)
         })
