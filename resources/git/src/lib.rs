@@ -4,7 +4,32 @@
 //! statically linked, so the binary needs no git CLI at run time. Modules: `config` (the
 //! `source`/`params` types), `transport` (credentials, TLS, redaction), `filter` (which commits
 //! and tags count), `check`, `get` (`in`), `put` (`out`) and `metadata` (the `.git/` files and
-//! metadata entries both `in` and `out` report).
+//! metadata entries both `in` and `out` report), `signature` (GPG), `lfs` (LFS batch API) and
+//! `tunnel` (`https_tunnel`).
+//!
+//! # Where we differ from concourse/git-resource
+//!
+//! - Credentials go to libgit2 callbacks, never to `~/.netrc`, `~/.ssh` or an ssh-agent;
+//!   `forward_agent` is accepted and has no effect. SSH host keys are accepted (as the
+//!   official resource's `StrictHostKeyChecking no`).
+//! - The check cache is one bare repository per uri, branch and mode under
+//!   `$TMPDIR/git-resource-repo-cache/<key>`. Over the network a new cache starts shallow
+//!   (`version_depth` + 20 commits) and fetches the rest only when the walk reaches the
+//!   boundary; later checks list the refs and fetch only new objects, on one connection.
+//! - Local paths and `file://` are read by libgit2 directly: `params.depth` is ignored there
+//!   (never shallow), and every object of the remote is copied.
+//! - `out` pushes the tag it creates, not every local tag (`git push --tags`), and never moves
+//!   an existing remote tag without `force`.
+//! - `timestamp_format`: iso8601, iso-strict, rfc, short, raw, unix, default and `format:…`;
+//!   `describe_ref_options`: --always, --tags, --all, --long, --first-parent, --dirty,
+//!   --broken, --abbrev, --match. Anything else is an error naming the field.
+//! - `rebase_strategy_option`: ours, theirs, ignore-space-change, ignore-all-space,
+//!   ignore-space-at-eol, patience. Submodules that are not found within `depth` are fetched
+//!   in full, without the deepening log lines.
+//! - Kept as the official resource has them: `.git/committer` holds the author's email, and
+//!   the `committer`/`committer_date` metadata appear only when they equal the author's.
+//! - git-crypt needs the `git-crypt` program and GPG verification the `gpg` program; without
+//!   them the error says so. LFS needs no program.
 //!
 //! # Trying it by hand
 //!
