@@ -265,7 +265,7 @@ pub fn configure_libgit2() {
 }
 
 /// Fails fast, with a clear message, when the server of a network URL does not accept TCP
-/// connections within [`CONNECT_TIMEOUT`] (libgit2 would wait for the system's timeout,
+/// connections within 20 s (libgit2 would wait for the system's timeout,
 /// minutes for a silent host). Skipped for local repositories and when a proxy is configured.
 pub fn probe_reachable(uri: &str) -> anyhow::Result<()> {
     use std::net::ToSocketAddrs;
