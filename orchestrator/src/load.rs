@@ -94,9 +94,12 @@ pub fn load_str(text: &str, file: &str, vars: &StaticVars) -> Loaded {
             };
         }
     };
+    // The text and the tree are the big allocations; free each as soon as it is used up.
+    drop(text);
     vars::interpolate(&mut node, vars, &mut diags);
     let mut loader = Loader { diags };
     let pipeline = loader.pipeline(&node);
+    drop(node);
     let mut diags = loader.diags;
     if !diags.iter().any(Diagnostic::is_error) {
         diags.extend(validate::validate(&pipeline));

@@ -374,14 +374,14 @@ pub fn redact(text: &str, secrets: &BTreeSet<String>) -> String {
 
 /// Replaces the old `{{name}}` form textually (the JSON-encoded value, as old `fly` did), with a
 /// deprecation warning each. A missing var becomes `((name))`, to be resolved at run time.
-pub fn substitute_old_style(
-    text: &str,
+pub fn substitute_old_style<'t>(
+    text: &'t str,
     vars: &StaticVars,
     file: &Arc<str>,
     diags: &mut Vec<Diagnostic>,
-) -> String {
+) -> std::borrow::Cow<'t, str> {
     if !text.contains("{{") {
-        return text.to_string();
+        return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     for (line_no, line) in text.split_inclusive('\n').enumerate() {
@@ -420,7 +420,7 @@ pub fn substitute_old_style(
         }
         out.push_str(rest);
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Interpolates static vars in place; missing ones stay for run time. Errors (a field missing
