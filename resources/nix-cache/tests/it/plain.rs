@@ -504,3 +504,52 @@ fn https_caches_need_their_ca() {
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     run.failed_with("source.ca_certs[0]");
 }
+
+#[test]
+fn from_with_roots_pushes_only_their_closure() {
+    let tmp = temp_dir("nix-from-roots");
+    let xdg = tmp.path();
+    let paths = build_closure(xdg, "fromroots");
+    let src = xdg.join("src");
+    std::fs::create_dir(&src).unwrap();
+    nix_ok(
+        xdg,
+        &[
+            "copy",
+            "--to",
+            &format!("file://{}/local", src.display()),
+            &paths[0],
+        ],
+    );
+    let cache = WebDav::start();
+    let source = json!({"url": cache.url()});
+    let pushed = out(
+        &src,
+        &source,
+        &json!({"from": "local", "paths": [paths[1]]}),
+    )
+    .json();
+    assert_eq!(pushed["version"], json!({"store_path": paths[1]}));
+    assert!(
+        pushed["metadata"]
+            .to_string()
+            .contains(r#""name":"paths_uploaded","value":"2""#)
+    );
+    let hash = |p: &str| p["/nix/store/".len().."/nix/store/".len() + 32].to_owned();
+    assert!(
+        !cache
+            .cache_dir()
+            .join(format!("{}.narinfo", hash(&paths[0])))
+            .exists()
+    );
+    assert!(
+        cache
+            .cache_dir()
+            .join(format!("{}.narinfo", hash(&paths[2])))
+            .exists()
+    );
+    // A root the directory does not hold is an error that names it.
+    let missing = "/nix/store/00000000000000000000000000000000-absent";
+    out(&src, &source, &json!({"from": "local", "paths": [missing]}))
+        .failed_with("params.from: /nix/store/00000000000000000000000000000000-absent is not in the cache directory");
+}
