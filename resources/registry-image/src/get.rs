@@ -20,6 +20,7 @@ use resource_protocol::{InRequest, InvalidRequest, MetadataField, Response};
 use crate::config::{GetParams, Platform, Source};
 use crate::formats::{self, BlobStore, RawDocument};
 use crate::oci::{self, Descriptor, Document, ImageConfig, Manifest, WantedPlatform};
+use crate::progress::{Progress, download_with_progress, megabytes};
 use crate::registry;
 
 /// Layers downloaded at once.
@@ -368,15 +369,6 @@ async fn fetch_image(
     })
 }
 
-fn short(digest: &str) -> &str {
-    let end = digest.find(':').map_or(0, |i| i + 1) + 12;
-    &digest[..end.min(digest.len())]
-}
-
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1_000_000.0)
-}
-
 /// Downloads `blobs` (deduplicated, skipping present ones) into `store`, concurrently.
 async fn download_blobs(
     client: &RegistryClient,
@@ -391,19 +383,17 @@ async fn download_blobs(
     let total = wanted.len();
     let bytes: u64 = wanted.iter().map(|b| b.size).sum();
     eprintln!("fetching {total} blobs ({})", megabytes(bytes));
+    let progress = Progress::new(total);
+    let progress = &progress;
     futures::stream::iter(wanted.into_iter().enumerate())
         .map(|(i, blob)| async move {
             let path = store.path(&blob.digest)?;
             if let Some(parent) = path.parent() {
                 tokio::fs::create_dir_all(parent).await?;
             }
-            let size = client.download_blob_to(&blob.digest, &path).await?;
-            eprintln!(
-                "  [{}/{total}] {} {}",
-                i + 1,
-                short(&blob.digest),
-                megabytes(size)
-            );
+            let bar = progress.blob(i, &blob.digest, blob.size);
+            let size = download_with_progress(client, &blob.digest, &path, &bar).await?;
+            bar.finish(&format!("{} downloaded", megabytes(size)));
             Ok::<_, anyhow::Error>(())
         })
         .buffer_unordered(LAYER_CONCURRENCY)
@@ -424,23 +414,31 @@ async fn apply_layers(
     let bytes: u64 = layers.iter().map(|l| l.size).sum();
     eprintln!("fetching {total} layers ({})", megabytes(bytes));
     let permits = Arc::new(tokio::sync::Semaphore::new(LAYER_CONCURRENCY));
-    let downloads: Vec<tokio::task::JoinHandle<anyhow::Result<PathBuf>>> = layers
+    let progress = Progress::new(total);
+    let bars: Vec<_> = layers
         .iter()
         .enumerate()
-        .map(|(i, layer)| {
+        .map(|(i, layer)| progress.blob(i, &layer.digest, layer.size))
+        .collect();
+    let downloads: Vec<tokio::task::JoinHandle<anyhow::Result<PathBuf>>> = layers
+        .iter()
+        .zip(&bars)
+        .enumerate()
+        .map(|(i, (layer, bar))| {
             let client = client.clone();
             let digest = layer.digest.clone();
             let path = scratch.join(format!("layer-{i}"));
             let permits = Arc::clone(&permits);
+            let bar = bar.clone();
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await?;
-                client.download_blob_to(&digest, &path).await?;
+                download_with_progress(&client, &digest, &path, &bar).await?;
                 Ok(path)
             })
         })
         .collect();
     let options = UnpackOptions::for_layers();
-    for (i, (download, layer)) in downloads.into_iter().zip(layers).enumerate() {
+    for ((download, layer), bar) in downloads.into_iter().zip(layers).zip(&bars) {
         let path = download.await??;
         let rootfs = rootfs.to_owned();
         let stats = tokio::task::spawn_blocking(move || {
@@ -451,19 +449,17 @@ async fn apply_layers(
         })
         .await?
         .with_context(|| format!("layer {}", layer.digest))?;
-        eprintln!(
-            "  [{}/{total}] {} {} applied ({} entries, {} whiteouts{})",
-            i + 1,
-            short(&layer.digest),
+        let skipped = if stats.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} skipped", stats.skipped.len())
+        };
+        bar.finish(&format!(
+            "{} applied ({} entries, {} whiteouts{skipped})",
             megabytes(layer.size),
             stats.written,
-            stats.whiteouts,
-            if stats.skipped.is_empty() {
-                String::new()
-            } else {
-                format!(", {} skipped", stats.skipped.len())
-            }
-        );
+            stats.whiteouts
+        ));
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod formats;
 pub mod get;
 pub mod local_image;
 pub mod oci;
+pub mod progress;
 pub mod put;
 pub mod registry;
 pub mod semver_check;
