@@ -249,3 +249,27 @@ fn bwrap_arguments() {
         "{args}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runc_enforces_the_memory_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs = busybox_rootfs(tmp.path());
+    let runner = runc::RuncRunner::new(&tmp.path().join("state"));
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    // dd allocates its block size: 64 MiB under a 32 MiB limit is killed, 8 MiB is fine.
+    let mut s = spec(
+        Some(&rootfs),
+        &work,
+        "dd if=/dev/zero of=/dev/null bs=64M count=1",
+    );
+    s.limits.memory = Some(32 << 20);
+    let r = run(&runner, &s, Cancel::new()).await;
+    let killed = r.finished.unwrap();
+    // Killed by the OOM killer (SIGKILL).
+    assert_eq!(killed.exit_code, 137, "{:?}", r.lines);
+    s.args[1] = "dd if=/dev/zero of=/dev/null bs=8M count=1".into();
+    let r = run(&runner, &s, Cancel::new()).await;
+    assert_eq!(r.finished.unwrap().exit_code, 0, "{:?}", r.lines);
+    rootfs::finish_cleanups();
+}
