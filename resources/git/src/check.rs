@@ -58,6 +58,7 @@ pub fn check(source: &Source, version: Option<&Version>) -> anyhow::Result<Vec<V
         depth: usize::try_from(source.version_depth.unwrap_or(1)).unwrap_or(usize::MAX),
     };
     let cursor = version.and_then(|v| v.get("ref")).map(String::as_str);
+    let _lock = lock_cache(source, tag_filter.is_some())?;
     let repo = open_cache(source, tag_filter.is_some())?;
     crate::config::apply_git_config(&repo, source)?;
     let uri = source.uri.trim();
@@ -141,6 +142,26 @@ pub fn cache_dir(source: &Source, tag_mode: bool) -> PathBuf {
     std::env::temp_dir()
         .join("git-resource-repo-cache")
         .join(key)
+}
+
+/// Serialises checks sharing a cache (an orchestrator may run them at once); released when
+/// the returned file is dropped.
+fn lock_cache(source: &Source, tag_mode: bool) -> anyhow::Result<std::fs::File> {
+    let dir = cache_dir(source, tag_mode);
+    let path = dir.with_extension("lock");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
 }
 
 fn open_cache(source: &Source, tag_mode: bool) -> anyhow::Result<Repository> {

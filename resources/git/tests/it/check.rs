@@ -596,6 +596,7 @@ fn caches_are_kept_per_uri_and_branch() {
     expect(&env, &a, json!({}), None, refs(&[&ra]));
     let caches = std::fs::read_dir(env.dir.path().join("tmp/git-resource-repo-cache"))
         .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
         .count();
     assert_eq!(caches, 2);
 }
@@ -662,4 +663,19 @@ fn shallow_cache_deepens_when_needed() {
         env.check(&source, Some(json!({"ref": all[1]}))).json(),
         refs(&expected)
     );
+}
+
+#[test]
+fn concurrent_checks_share_a_cache_safely() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let tip = repo.commit("f", "one");
+    let source = json!({"uri": repo.uri()});
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| env.check(&source, None)))
+            .collect();
+        for run in runs {
+            assert_eq!(run.join().unwrap().json(), refs(&[&tip]));
+        }
+    });
 }
