@@ -1140,3 +1140,48 @@ jobs:
     assert!(log.contains("show: from-disk"), "{log}");
     assert!(log.contains("using local directory"), "{log}");
 }
+
+#[test]
+fn across_is_a_cartesian_product_and_in_parallel_honours_limit() {
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1"]);
+    let lock = f.path().join("lock");
+    let plan = format!(
+        r#"
+  - across:
+    - var: x
+      values: [a, b]
+    - var: n
+      values: [1, 2]
+      max_in_flight: all
+    task: combo
+    config:
+      platform: linux
+      params: {{X: ((.:x)), N: ((.:n))}}
+      run: {{path: sh, args: [-ec, 'echo "combo $X$N"']}}
+  - in_parallel:
+      limit: 1
+      steps:
+      - task: one
+        config: &exclusive
+          platform: linux
+          outputs: [{{name: kept}}]
+          run: {{path: sh, args: [-ec, 'mkdir {l}; sleep 0.2; rmdir {l}; touch kept/x; exit 1']}}
+      - task: two
+        config: *exclusive
+"#,
+        l = lock.display()
+    );
+    let engine = f.engine(&mock_pipeline(&plan), &[("file", &file)]);
+    assert_eq!(run(&engine), [b("job", 1, Failed)]);
+    let log = log_text(&engine, "job", 1);
+    for combo in ["a1", "a2", "b1", "b2"] {
+        assert!(
+            log.contains(&format!("combo: combo {combo}")),
+            "{combo}: {log}"
+        );
+    }
+    // Both ran (no fail_fast), one at a time (the lock never clashed), and both failed.
+    assert_eq!(log.matches("failed: exit status 1").count(), 2, "{log}");
+    assert!(!log.contains("File exists"), "{log}");
+}
