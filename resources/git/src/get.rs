@@ -60,6 +60,8 @@ struct Plan<'a> {
     reference: String,
     branch_override: Option<String>,
     depth: i32,
+    /// `params.depth` for submodules (each decides by its own URL whether it can be shallow).
+    submodule_depth: i32,
     tags: AutotagOption,
     submodules: Submodules,
     timestamp_format: DateFormat,
@@ -92,6 +94,7 @@ pub fn get(
     };
     let depth = i32::try_from(params.depth.unwrap_or(0))
         .map_err(|_| InvalidRequest::new("params.depth: too large"))?;
+    let submodule_depth = depth;
     let depth = if depth > 0 && !crate::transport::is_network(source.uri.trim()) {
         tracing::info!(
             "params.depth: ignored for a local repository (read directly, never shallow)"
@@ -111,6 +114,7 @@ pub fn get(
             .unwrap_or_else(|| "HEAD".to_owned()),
         branch_override: version.get("branch").cloned().filter(|b| !b.is_empty()),
         depth,
+        submodule_depth,
         tags,
         submodules: parse_submodules(params.submodules.as_ref())?,
         timestamp_format: DateFormat::parse(
@@ -224,7 +228,7 @@ fn clone(plan: &Plan<'_>, dest: &Path, describe: &DescribeSpec) -> anyhow::Resul
     if source.git_crypt_key.is_some() {
         unlock_git_crypt(plan, dest)?;
     }
-    update_submodules(plan, &repo, plan.depth)?;
+    update_submodules(plan, &repo, plan.submodule_depth)?;
     if !plan.params.disable_git_lfs.unwrap_or(false) {
         let remote_url = source.original_uri.as_deref().unwrap_or(uri);
         crate::lfs::smudge(&repo, dest, remote_url, &plan.auth)?;
@@ -351,7 +355,20 @@ fn deepen_until_found(
     reference: &str,
     refspecs: &[&str],
 ) -> anyhow::Result<()> {
-    let mut depth = plan.depth;
+    deepen(repo, &plan.auth, refspecs, plan.depth, plan.tags, reference)
+}
+
+/// Deepens the shallow clone `repo` until `reference~(depth-1)` is there (see
+/// [`deepen_until_found`]).
+fn deepen(
+    repo: &Repository,
+    auth: &Auth,
+    refspecs: &[&str],
+    depth: i32,
+    tags: AutotagOption,
+    reference: &str,
+) -> anyhow::Result<()> {
+    let mut depth = depth;
     let mut total_depth = depth;
     let depth_from_ref = depth - 1;
     loop {
@@ -371,12 +388,12 @@ fn deepen_until_found(
             tracing::info!(
                 "Reached depth threshold {MAX_DEEPEN_DEPTH}, falling back to deep clone..."
             );
-            fetch_origin(repo, &plan.auth, refspecs, UNSHALLOW, plan.tags)?;
+            fetch_origin(repo, auth, refspecs, UNSHALLOW, tags)?;
             return Ok(());
         }
         tracing::info!("Deepening the shallow clone by an additional {depth}...");
         total_depth = total_depth.saturating_add(depth);
-        fetch_origin(repo, &plan.auth, refspecs, total_depth, plan.tags)?;
+        fetch_origin(repo, auth, refspecs, total_depth, tags)?;
     }
 }
 
@@ -485,6 +502,11 @@ fn update_submodules(plan: &Plan<'_>, repo: &Repository, depth: i32) -> anyhow::
             continue;
         }
         let url = submodule.url().unwrap_or_default().to_owned();
+        let depth = if crate::transport::is_network(&url) {
+            depth
+        } else {
+            0
+        };
         let auth = Auth::for_submodule(plan.source, &url);
         auth.validate()?;
         tracing::info!("updating submodule {path}");
@@ -494,15 +516,48 @@ fn update_submodules(plan: &Plan<'_>, repo: &Repository, depth: i32) -> anyhow::
         }
         let mut options = SubmoduleUpdateOptions::new();
         options.fetch(fetch);
-        if submodule.update(true, Some(&mut options)).is_err() {
-            // The recorded commit may lie deeper than `depth`: fetch the whole history.
-            let mut options = SubmoduleUpdateOptions::new();
-            options.fetch(auth.fetch_options());
-            submodule
-                .update(true, Some(&mut options))
-                .map_err(|err| anyhow::anyhow!("submodule {path}: {}", describe_git_error(&err)))?;
-        }
-        let sub_repo = submodule.open()?;
+        let updated = submodule.update(true, Some(&mut options));
+        let sub_repo = match updated {
+            Ok(()) => submodule.open()?,
+            Err(err) => {
+                let Some(recorded) = submodule.head_id() else {
+                    bail!("submodule {path}: {}", describe_git_error(&err));
+                };
+                let Ok(sub_repo) = submodule.open() else {
+                    bail!("submodule {path}: {}", describe_git_error(&err));
+                };
+                if depth > 0 {
+                    // The recorded commit lies deeper than `depth`: deepen as for the
+                    // repository itself.
+                    let refspecs = ["+refs/heads/*:refs/remotes/origin/*"];
+                    deepen(
+                        &sub_repo,
+                        &auth,
+                        &refspecs,
+                        depth,
+                        AutotagOption::Auto,
+                        &recorded.to_string(),
+                    )?;
+                } else {
+                    fetch_origin(
+                        &sub_repo,
+                        &auth,
+                        &["+refs/heads/*:refs/remotes/origin/*"],
+                        0,
+                        AutotagOption::Auto,
+                    )?;
+                }
+                if sub_repo.find_commit(recorded).is_err() {
+                    bail!(
+                        "submodule {path}: commit {recorded} not found in {}",
+                        redact_url(&url)
+                    );
+                }
+                sub_repo.set_head_detached(recorded)?;
+                sub_repo.checkout_head(Some(CheckoutBuilder::new().force()))?;
+                sub_repo
+            }
+        };
         if plan.params.submodule_remote.unwrap_or(false) {
             follow_remote_branch(&sub_repo, &auth, &path)?;
         }

@@ -676,3 +676,66 @@ fn submodule_remote_checks_out_the_remote_tip() {
         .json();
     assert_eq!(git_in(&d.join("sub"), &["rev-parse", "HEAD"]), newer);
 }
+
+#[test]
+fn submodules_deepen_to_the_recorded_commit() {
+    let env = Env::new();
+    let sub = Repo::new();
+    let recorded = sub.commit("sub-file", "recorded");
+    let tip = testbed::git::fast_import_history(&sub.path, 30);
+    sub.git(&["reset", "-q", "--hard", &tip]);
+    let daemon = testbed::git::GitDaemon::start(sub.path.parent().unwrap());
+    let repo = Repo::new();
+    repo.commit("f", "one");
+    let add_gitlink = |sha: &str| {
+        std::fs::write(
+            repo.path.join(".gitmodules"),
+            format!(
+                "[submodule \"sub\"]\n\tpath = sub\n\turl = {}\n",
+                daemon.url_for("repo")
+            ),
+        )
+        .unwrap();
+        repo.git(&["add", ".gitmodules"]);
+        repo.git(&[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{sha},sub"),
+        ]);
+        repo.git(&["commit", "-q", "-m", "gitlink"]);
+        repo.head()
+    };
+    let with_recorded = add_gitlink(&recorded);
+    let d = dest(&env, "deep");
+    let run = env.get(
+        &d,
+        &json!({"uri": repo.uri()}),
+        &json!({"ref": with_recorded}),
+        &json!({"depth": 1}),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(git_in(&d.join("sub"), &["rev-parse", "HEAD"]), recorded);
+    assert!(
+        run.stderr.contains(&format!(
+            "Could not find ref {recorded}~0 in a shallow clone of depth 1"
+        )),
+        "{}",
+        run.stderr
+    );
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    let with_missing = add_gitlink(missing);
+    let run = env.get(
+        &dest(&env, "missing"),
+        &json!({"uri": repo.uri()}),
+        &json!({"ref": with_missing}),
+        &json!({"depth": 1}),
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains(&format!("submodule sub: commit {missing} not found")),
+        "{}",
+        run.stderr
+    );
+}
