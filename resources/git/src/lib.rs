@@ -24,8 +24,7 @@
 //!   `describe_ref_options`: --always, --tags, --all, --long, --first-parent, --dirty,
 //!   --broken, --abbrev, --match. Anything else is an error naming the field.
 //! - `rebase_strategy_option`: ours, theirs, ignore-space-change, ignore-all-space,
-//!   ignore-space-at-eol, patience. Submodules that are not found within `depth` are fetched
-//!   in full, without the deepening log lines.
+//!   ignore-space-at-eol, patience.
 //! - Kept as the official resource has them: `.git/committer` holds the author's email, and
 //!   the `committer`/`committer_date` metadata appear only when they equal the author's.
 //! - git-crypt needs the `git-crypt` program and GPG verification the `gpg` program; without
