@@ -478,7 +478,7 @@ fn open_state(pipeline: &Path, db: Option<&Path>) -> Result<State, String> {
             db.display()
         ));
     }
-    State::open(&db).map_err(|e| e.to_string())
+    State::open_read_only(&db).map_err(|e| e.to_string())
 }
 
 fn answer(text: &str) -> u8 {

@@ -131,6 +131,8 @@ pub struct Engine {
     images: RootfsCache,
     /// Cancels every build (Ctrl-C).
     pub cancel: Cancel,
+    /// The state directory's lock, held while the engine lives.
+    lock: Mutex<Option<std::fs::File>>,
     /// Custom types' fetched images, with when they were fetched.
     types: Mutex<BTreeMap<String, (Instant, resource::TypeImpl)>>,
 }
@@ -196,7 +198,19 @@ impl Engine {
             .db
             .clone()
             .unwrap_or_else(|| config.state_dir.join("state.db"));
+        // One process per state directory: recovery and cleanup below assume nothing runs.
+        let lock = std::fs::File::create(config.state_dir.join("lock"))
+            .map_err(|e| EngineError::Io(config.state_dir.display().to_string(), e))?;
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            return Err(EngineError::NotFound(format!(
+                "{}: another tributary is running with this state",
+                config.state_dir.display()
+            )));
+        }
         let mut state = State::open(&db)?;
+        // No build runs before we start: directories left by a crash are garbage.
+        let _ = std::fs::remove_dir_all(config.state_dir.join("builds"));
+        let _ = std::fs::remove_dir_all(config.state_dir.join("tmp"));
         for resource in &pipeline.resources {
             let config = serde_json::json!({
                 "type": resource.type_,
@@ -208,7 +222,11 @@ impl Engine {
             };
             state.set_resource_config(&resource.name, &hash)?;
         }
-        Ok(Self::with_state(pipeline, redact, config, state))
+        let engine = Self::with_state(pipeline, redact, config, state);
+        if let Ok(mut held) = engine.lock.lock() {
+            *held = Some(lock);
+        }
+        Ok(engine)
     }
 
     /// An engine over an already opened state (in memory for `execute`).
@@ -231,6 +249,7 @@ impl Engine {
             config,
             cancel: Cancel::new(),
             types: Mutex::new(BTreeMap::new()),
+            lock: Mutex::new(None),
         })
     }
 

@@ -259,8 +259,10 @@ impl Engine {
         let _ = self
             .state()
             .finish_build(build.id, status, error.as_deref());
-        // Artifacts are only needed while the build runs; caches live elsewhere.
-        let _ = std::fs::remove_dir_all(&dir);
+        // Artifacts are only needed while the build runs; caches live elsewhere. Deleting a
+        // clone takes a while: off the scheduler's path (the runtime waits for it on exit).
+        drop(ctx);
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir));
         status
     }
 }

@@ -891,6 +891,25 @@ fn interrupt_aborts_the_build_and_runs_on_abort() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Reading the state meanwhile changes nothing; a second run of the same state is refused.
+    let builds = resource_protocol::process::command(tributary_binary(), f.path())
+        .args(["builds", "pipeline.yml"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(builds.stdout).unwrap();
+    assert!(table.contains("\tjob\t1\tstarted\t"), "{table}");
+    let second = resource_protocol::process::command(tributary_binary(), f.path())
+        .args(["run", "pipeline.yml", "--runtime", "host"])
+        .args(["-v", &format!("file={file}")])
+        .env(RESOURCE_DIR_ENV, resource_dir())
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another tributary is running with this state"),
+        "{err}"
+    );
     let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let started = std::time::Instant::now();

@@ -249,6 +249,18 @@ impl State {
         Self::init(conn)
     }
 
+    /// Opens an existing database read-only (`builds`, `logs`, `versions`): no migration and no
+    /// recovery, so reading while a run is in progress changes nothing.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if current > MIGRATIONS.len() as i64 {
+            return Err(StateError::TooNew(current));
+        }
+        Ok(State { conn })
+    }
+
     /// An in-memory database (tests, `execute`).
     pub fn open_in_memory() -> Result<Self> {
         Self::init(Connection::open_in_memory()?)
