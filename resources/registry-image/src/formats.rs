@@ -145,6 +145,25 @@ pub fn write_docker_archive(
     parsed: &Manifest,
     repo_tag: &str,
 ) -> io::Result<()> {
+    // Written beside, renamed into place when complete: a failure leaves no image.tar.
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let result = write_docker_archive_to(&partial, store, manifest, parsed, repo_tag)
+        .and_then(|()| fs::rename(&partial, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    result
+}
+
+fn write_docker_archive_to(
+    path: &Path,
+    store: &BlobStore,
+    manifest: &RawDocument,
+    parsed: &Manifest,
+    repo_tag: &str,
+) -> io::Result<()> {
     let blob_name = |digest: &str| format!("blobs/{}", digest.replacen(':', "/", 1));
     let file = File::create(path)?;
     let mut tar = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, file));
