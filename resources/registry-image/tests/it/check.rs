@@ -382,3 +382,37 @@ fn tag_regex_orders_by_creation_time() {
         ])
     );
 }
+
+#[test]
+fn wrong_bearer_credentials_fail_without_showing_them() {
+    let registry = Registry::start(RegistryAuth::bearer("user", "right-pw"));
+    let dir = tempfile::tempdir().unwrap();
+    push(
+        &registry,
+        dir.path(),
+        "app",
+        "v1",
+        &[ImageSpec::new("amd64", vec![vec![("a", "1")]])],
+    );
+    let mut src = source(&registry, "app");
+    src["tag"] = json!("v1");
+    src["password"] = json!("bad-Bearer-pw-123");
+    let outcome = run("check", None, &json!({"source": src}));
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("unauthorized"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        !outcome.stderr.contains("bad-Bearer-pw-123"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(
+        outcome.stderr.trim().lines().count(),
+        1,
+        "{}",
+        outcome.stderr
+    );
+}
