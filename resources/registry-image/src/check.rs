@@ -56,29 +56,15 @@ pub fn check(source: &Source, given: Option<&Version>) -> anyhow::Result<Vec<Ver
     let clients = registry::pull_clients(source, &target)?;
     let runtime = registry::check_runtime()?;
     runtime
-        .block_on(async {
-            let mut last_error = None;
-            for client in &clients {
-                let result = if let Some(tag) = source_tag(source) {
-                    check_tag(client, &tag, given).await
-                } else if let Some(pattern) = &source.tag_regex {
-                    check_tag_regex(client, source, pattern).await
-                } else {
-                    crate::semver_check::check_semver(client, source, given).await
-                };
-                match result {
-                    Ok(versions) => return Ok(versions),
-                    Err(err)
-                        if clients.len() > 1 && err.downcast_ref::<InvalidRequest>().is_none() =>
-                    {
-                        tracing::warn!("{}: {err:#}; trying the next registry", client.registry());
-                        last_error = Some(err);
-                    }
-                    Err(err) => return Err(err),
-                }
+        .block_on(registry::first_success(&clients, async |client| {
+            if let Some(tag) = source_tag(source) {
+                check_tag(client, &tag, given).await
+            } else if let Some(pattern) = &source.tag_regex {
+                check_tag_regex(client, source, pattern).await
+            } else {
+                crate::semver_check::check_semver(client, source, given).await
             }
-            Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no registry to ask")))
-        })
+        }))
         .map_err(|err| describe(err, &target))
 }
 

@@ -207,24 +207,9 @@ pub fn get(request: &InRequest<Source, GetParams>, dest: &Path) -> anyhow::Resul
         let clients = registry::pull_clients(source, &target)?;
         let runtime = registry::runtime()?;
         let fetched = runtime
-            .block_on(async {
-                let mut last_error = None;
-                for client in &clients {
-                    match fetch_image(client, &digest, &tag, &target, &platform, format, dest).await
-                    {
-                        Ok(fetched) => return Ok(fetched),
-                        Err(err) if clients.len() > 1 => {
-                            tracing::warn!(
-                                "{}: {err:#}; trying the next registry",
-                                client.registry()
-                            );
-                            last_error = Some(err);
-                        }
-                        Err(err) => return Err(err),
-                    }
-                }
-                Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no registry to ask")))
-            })
+            .block_on(registry::first_success(&clients, async |client| {
+                fetch_image(client, &digest, &tag, &target, &platform, format, dest).await
+            }))
             .map_err(|err| crate::check::describe(err, &target))?;
         if let Some(regex) = &label_regex {
             let labels = fetched

@@ -81,3 +81,25 @@ pub fn check_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
+
+/// Runs `operation` against each client in turn (mirror first) until one succeeds; a
+/// configuration error stops at once. The last failure is the error.
+pub async fn first_success<T>(
+    clients: &[RegistryClient],
+    operation: impl AsyncFn(&RegistryClient) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut last_error = None;
+    for client in clients {
+        match operation(client).await {
+            Ok(value) => return Ok(value),
+            Err(err) if err.downcast_ref::<InvalidRequest>().is_some() => return Err(err),
+            Err(err) => {
+                if clients.len() > 1 {
+                    tracing::warn!("{}: {err:#}; trying the next registry", client.registry());
+                }
+                last_error = Some(err);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no registry to ask")))
+}
