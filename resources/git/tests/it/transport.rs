@@ -242,14 +242,6 @@ fn unreachable_hosts_fail_fast_and_clearly() {
 }
 
 #[test]
-fn with_helper_merges_fields() {
-    assert_eq!(
-        with(json!({"a": 1}), json!({"b": 2})),
-        json!({"a": 1, "b": 2})
-    );
-}
-
-#[test]
 fn https_with_an_untrusted_certificate() {
     let bare = Repo::bare_with(2);
     let http = testbed::git::GitHttp::start_tls(bare.path.parent().unwrap(), "user", "pa55");
