@@ -739,3 +739,34 @@ fn submodules_deepen_to_the_recorded_commit() {
         run.stderr
     );
 }
+
+#[test]
+fn git_crypt_unlocks_with_the_decoded_key() {
+    use base64::Engine;
+    let (env, repo) = (Env::new(), Repo::new());
+    repo.commit("f", "one");
+    // A stand-in git-crypt that records how it was called (the real one is not packaged here).
+    let bin = env.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join("git-crypt");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"$1\" > unlocked-by\ncat \"$2\" > unlocked-with\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let key = b"\0GITCRYPTKEY binary key material";
+    let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+    let source = json!({"uri": repo.uri(), "git_crypt_key": encoded});
+    let d = dest(&env, "d");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let request = json!({"source": source, "version": {}, "params": {}});
+    let run = env.run_with_env(&["in", d.to_str().unwrap()], &request, &[("PATH", &path)]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("unlocked-by")).unwrap(),
+        "unlock\n"
+    );
+    assert_eq!(std::fs::read(d.join("unlocked-with")).unwrap(), key);
+    assert!(!run.stderr.contains(&encoded));
+}
