@@ -5,6 +5,8 @@
 #   cold check       ours: check, empty cache   git: clone --bare --single-branch + rev-list -1
 #   warm check       one new commit since the given version
 #                    ours: check {version}      git: fetch + rev-list --first-parent V~1..HEAD
+#   warm vs peer     ours against the official resource's commands for that check (its jq
+#                    reads of the request, fetch, reset, rev-list pipeline with ci-skip)
 #   warm (path)      the same against the repository's path (no server process to spawn)
 #   check paths      ours: check paths=[docs]   git: rev-list --first-parent -1 HEAD -- docs
 #                    (warm cache; the only match is the first commit: a walk of every commit)
@@ -133,6 +135,25 @@ measure_ms git_warm "$advance" sh -c \
 [ "$(wc -l <"$work/stdout")" = 2 ] || { echo "bench: git rev-list answered $(cat "$work/stdout")" >&2; exit 1; }
 new=$(git -C "$work/repos/r.git" rev-parse main)
 
+# The official resource's incremental check: its ~25 jq reads of the request, then its git
+# commands for this case (fetch, reset, first-parent rev-list with the ci-skip filter).
+git clone -q --bare --single-branch --branch main "$uri" "$work/peer-cache"
+cat >"$work/peer-check.sh" <<'PEER'
+payload=$(cat)
+for _ in $(seq 25); do jq -r '.source.uri // ""' <<<"$payload" >/dev/null; done
+ref=$(jq -r '.version.ref // ""' <<<"$payload")
+cd "$PEER_CACHE"
+git fetch -q origin main -f
+git reset -q --soft FETCH_HEAD
+git cat-file -e "$ref"
+git rev-list --all --first-parent "$ref~1..HEAD" \
+  | git rev-list --stdin --date-order --grep='\[ci\sskip\]' --grep='\[skip\sci\]' --invert-grep --first-parent --no-walk=unsorted \
+  | git rev-list --stdin --date-order --first-parent --no-walk=unsorted --reverse \
+  | jq -R . | jq -s 'map({ref: .})'
+PEER
+measure_ms peer_warm "$advance" env PEER_CACHE="$work/peer-cache" bash "$work/peer-check.sh"
+[ "$(jq length "$work/stdout")" = 2 ] || { echo "bench: peer pipeline answered $(cat "$work/stdout")" >&2; exit 1; }
+
 # The same warm check against a local path (no server process per connection).
 local_uri="$work/repos/r.git"
 advance_local="${advance//\$uri/\$local_uri}"
@@ -172,6 +193,7 @@ row() {
 }
 row "cold check" ours_cold git_cold s
 row "warm check" ours_warm git_warm ms
+row "warm vs peer" ours_warm peer_warm ms
 row "warm (path)" ours_warm_local git_warm_local ms
 row "check paths" ours_paths git_paths s
 row "in full" ours_in git_in s
