@@ -276,6 +276,13 @@ pub fn run(args: RunArgs) -> u8 {
     };
     let summary = rt.block_on(engine.run(&options));
     crate::runner::rootfs::finish_cleanups();
+    let failed_checks = engine
+        .check_failures
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if summary.builds.is_empty() && failed_checks > 0 {
+        engine.note(&format!("nothing built: {failed_checks} checks failed"));
+        return 2;
+    }
     if summary.builds.is_empty() {
         engine.note("nothing to build: no job has new inputs");
     }

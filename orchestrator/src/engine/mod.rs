@@ -131,6 +131,8 @@ pub struct Engine {
     images: RootfsCache,
     /// Cancels every build (Ctrl-C).
     pub cancel: Cancel,
+    /// How many checks failed (a run that built nothing because of them is not a success).
+    pub check_failures: std::sync::atomic::AtomicUsize,
     /// The state directory's lock, held while the engine lives.
     lock: Mutex<Option<std::fs::File>>,
     /// Custom types' fetched images, with when they were fetched.
@@ -250,6 +252,7 @@ impl Engine {
             cancel: Cancel::new(),
             types: Mutex::new(BTreeMap::new()),
             lock: Mutex::new(None),
+            check_failures: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -382,7 +385,11 @@ impl Engine {
                     let _permit = limit.acquire().await;
                     match self.check_resource(&resource.name).await {
                         Ok(n) => self.note(&format!("checked {}: {n} versions", resource.name)),
-                        Err(e) => self.note(&format!("check of {} failed: {e}", resource.name)),
+                        Err(e) => {
+                            self.check_failures
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            self.note(&format!("check of {} failed: {e}", resource.name));
+                        }
                     }
                 }
             });

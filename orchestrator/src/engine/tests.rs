@@ -1025,6 +1025,14 @@ fn execute_check_and_versions_commands() {
             .contains("\tjob\t1\tsucceeded\t"),
         "{out}"
     );
+    // A var missing at run time: the check fails naming it, nothing is built, exit 2.
+    let (code, _, err) = tributary(&["run", "pipeline.yml", "--runtime", "host"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("check of thing failed: resource thing: source: undefined var: ((file))"),
+        "{err}"
+    );
+    assert!(err.contains("nothing built: 1 checks failed"), "{err}");
     let (code, _, err) = tributary(&["run", "pipeline.yml", "--job", "nope", "-v", &var]);
     assert_eq!(code, Some(3));
     assert!(err.contains("--job nope: no such job"), "{err}");
