@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use git2::{ErrorCode, MergeOptions, Oid, RebaseOptions, Repository, Signature};
+use git2::{ErrorCode, MergeOptions, Oid, Repository, Signature};
 use resource_protocol::{InvalidRequest, NotImplemented, Response};
 
 use crate::config::{PutParams, Source, apply_git_config};
@@ -318,45 +318,47 @@ fn merge_into_head(
     reset_hard(repo, merged)
 }
 
-/// `git pull --rebase`: replays HEAD's commits missing upstream on top of `upstream`.
+/// `git pull --rebase`: replays HEAD's commits missing upstream, oldest first, on top of
+/// `upstream` by cherry-picking (merge commits against their first parent). Like git, a commit
+/// that was empty to begin with is kept and one whose changes are already upstream is dropped.
 fn rebase_head(repo: &Repository, upstream: Oid, strategy: &StrategyOptions) -> anyhow::Result<()> {
     let head = repo.head()?.peel_to_commit()?;
     if repo.graph_descendant_of(head.id(), upstream)? || head.id() == upstream {
         return Ok(());
     }
-    let head_annotated = repo.find_annotated_commit(head.id())?;
-    let upstream_annotated = repo.find_annotated_commit(upstream)?;
-    let mut merge_options = MergeOptions::new();
-    strategy.apply(&mut merge_options);
-    let mut options = RebaseOptions::new();
-    options.inmemory(true).merge_options(merge_options);
-    let mut rebase = repo.rebase(
-        Some(&head_annotated),
-        Some(&upstream_annotated),
-        None,
-        Some(&mut options),
-    )?;
+    let mut walk = repo.revwalk()?;
+    walk.simplify_first_parent()?;
+    walk.push(head.id())?;
+    walk.hide(upstream)?;
+    let mut commits: Vec<Oid> = walk.collect::<Result<_, _>>()?;
+    commits.reverse();
     let sig = signature(repo)?;
-    let mut last = upstream;
-    while let Some(operation) = rebase.next() {
-        let operation = operation?;
-        let index = rebase.inmemory_index()?;
+    let mut onto = repo.find_commit(upstream)?;
+    for oid in commits {
+        let original = repo.find_commit(oid)?;
+        let started_empty = original
+            .parent(0)
+            .map(|p| p.tree_id() == original.tree_id())
+            .unwrap_or(false);
+        let mut merge_options = MergeOptions::new();
+        strategy.apply(&mut merge_options);
+        let mainline = if original.parent_count() > 1 { 1 } else { 0 };
+        let mut index = repo.cherrypick_commit(&original, &onto, mainline, Some(&merge_options))?;
         if index.has_conflicts() {
-            rebase.abort()?;
             bail!(
-                "rebasing commit {} onto the remote branch conflicts; resolve it in the build",
-                operation.id()
+                "rebasing commit {oid} onto the remote branch conflicts; resolve it in the build"
             );
         }
-        let original = repo.find_commit(operation.id())?;
-        match rebase.commit(Some(&original.author()), &sig, None) {
-            Ok(oid) => last = oid,
-            // The commit's changes are already upstream: git drops it too.
-            Err(err) if err.code() == ErrorCode::Applied => {}
-            Err(err) => return Err(err.into()),
+        let tree = repo.find_tree(index.write_tree_to(repo)?)?;
+        if tree.id() == onto.tree_id() && !started_empty {
+            tracing::info!("dropping {oid}: its changes are already upstream");
+            continue;
         }
+        let message = crate::metadata::commit_message(&original);
+        let new = repo.commit(None, &original.author(), &sig, &message, &tree, &[&onto])?;
+        onto = repo.find_commit(new)?;
     }
-    rebase.finish(None)?;
+    let last = onto.id();
     repo.set_head_detached(last)?;
     reset_hard(repo, last)?;
     Ok(())

@@ -334,3 +334,65 @@ fn existing_tags_move_only_with_force() {
     env.put(&src, &json!({"uri": remote.uri()}), &forced).json();
     assert_eq!(git_in(&remote.path, &["rev-parse", "v1"]), second);
 }
+
+#[test]
+fn pushes_from_a_shallow_get() {
+    let env = Env::new();
+    let remote = Repo::bare_with(5);
+    let daemon = testbed::git::GitDaemon::start(remote.path.parent().unwrap());
+    let source = json!({"uri": daemon.url_for("bare.git"), "branch": "main"});
+    let src = env.dir.path().join("src");
+    env.get(&src.join("repo"), &source, &json!({}), &json!({"depth": 1}))
+        .json();
+    assert!(src.join("repo/.git/shallow").exists());
+    git_in(
+        &src.join("repo"),
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "on shallow",
+        ],
+    );
+    let sha = git_in(&src.join("repo"), &["rev-parse", "HEAD"]);
+    let answer = env
+        .put(&src, &source, &json!({"repository": "repo"}))
+        .json();
+    assert_eq!(answer["version"], json!({"ref": sha}));
+    assert_eq!(git_in(&remote.path, &["rev-parse", "main"]), sha);
+    assert_eq!(git_in(&remote.path, &["rev-list", "--count", "main"]), "6");
+
+    // Someone else pushes; a rebase on top of it works from the shallow clone too.
+    let other = Repo::clone_into(&remote.uri(), &env.dir.path().join("other"));
+    let theirs = other.commit("their-file", "theirs");
+    other.git(&["push", "-q", "origin", "HEAD:main"]);
+    git_in(
+        &src.join("repo"),
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "mine",
+        ],
+    );
+    let answer = env
+        .put(
+            &src,
+            &source,
+            &json!({"repository": "repo", "rebase": true}),
+        )
+        .json();
+    let rebased = answer["version"]["ref"].as_str().unwrap().to_owned();
+    assert_eq!(git_in(&remote.path, &["rev-parse", "main"]), rebased);
+    assert_eq!(git_in(&remote.path, &["rev-parse", "main~1"]), theirs);
+}
