@@ -15,6 +15,7 @@ pub mod harness;
 pub mod lenient;
 pub mod process;
 pub mod secret;
+pub mod timestamp;
 pub mod unpack;
 pub mod wire;
 
