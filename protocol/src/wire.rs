@@ -130,10 +130,22 @@ pub fn parse_request<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, crate::Inva
         let inner = err.into_inner();
         if inner.is_syntax() || inner.is_eof() {
             crate::InvalidRequest::new(format!("request is not valid JSON: {inner}"))
-        } else if path == "." {
-            crate::InvalidRequest::new(format!("invalid request: {inner}"))
         } else {
-            crate::InvalidRequest::new(format!("invalid request: {path}: {inner}"))
+            let message = inner.to_string();
+            let (what, position) = message
+                .rsplit_once(" at line ")
+                .map_or((message.as_str(), String::new()), |(what, position)| {
+                    (what, format!(" (at line {position})"))
+                });
+            let others = other_unknown_fields(text, &path, what);
+            let location = if path == "." {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            crate::InvalidRequest::new(format!(
+                "invalid request: {location}{what}{others}{position}"
+            ))
         }
     })?;
     deserializer.end().map_err(|err| {
@@ -142,6 +154,56 @@ pub fn parse_request<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, crate::Inva
         ))
     })?;
     Ok(parsed)
+}
+
+/// serde stops at the first unknown field; users fixing a config want all of them at once.
+/// Given serde's "unknown field `x`, expected `a` or `b`" at `path`, lists the object's other
+/// keys that are not among the expected ones, as `"; other unknown fields: `y`, `z`"`.
+fn other_unknown_fields(text: &str, path: &str, message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return String::new();
+    };
+    let Some((first, expected)) = rest.split_once('`') else {
+        return String::new();
+    };
+    let expected: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let Ok(root) = serde_json::from_str::<serde_json::Value>(text) else {
+        return String::new();
+    };
+    // The path names the unknown field itself; its parent is the object to inspect.
+    let mut segments: Vec<String> = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let mut pieces = part.split('[');
+        if let Some(key) = pieces.next().filter(|k| !k.is_empty()) {
+            segments.push(key.to_owned());
+        }
+        segments.extend(pieces.map(|index| format!("[{}", index)));
+    }
+    segments.pop();
+    let mut object = &root;
+    for segment in &segments {
+        let next = match segment.strip_prefix('[').and_then(|i| i.strip_suffix(']')) {
+            Some(index) => index.parse::<usize>().ok().and_then(|i| object.get(i)),
+            None => object.get(segment.as_str()),
+        };
+        match next {
+            Some(value) => object = value,
+            None => return String::new(),
+        }
+    }
+    let Some(map) = object.as_object() else {
+        return String::new();
+    };
+    let others: Vec<String> = map
+        .keys()
+        .filter(|key| key.as_str() != first && !expected.contains(&key.as_str()))
+        .map(|key| format!("`{key}`"))
+        .collect();
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!("; other unknown fields: {}", others.join(", "))
+    }
 }
 
 /// Deserialises `null` as the type's default, for `params` that Concourse may send as null.
@@ -198,6 +260,10 @@ mod tests {
                 "source.depth: invalid type",
             ),
             (r#"{"source":{"uri":"x"}} {}"#, "trailing data"),
+            (
+                r#"{"source":{"uri":"x","bogus":1,"depth":2,"also":true,"more":null}}"#,
+                "source.bogus: unknown field `bogus`, expected `uri` or `depth`; other unknown fields: `also`, `more` (at line 1 column 28)",
+            ),
             (
                 r#"{"source":{"uri":"x"},"extra":1}"#,
                 "unknown field `extra`",
