@@ -1,6 +1,7 @@
 //! Engine tests: whole pipelines on the host runner with a real local git repository (our
 //! git-resource binary) and a small `mock` resource script, asserting builds, statuses, hooks,
-//! timeouts, retries, fail_fast and bad input.
+//! timeouts, retries, fail_fast and bad input; images from the testbed registry on bwrap and
+//! runc, and `examples/rebuild-on-base-tag.yml` against the Hub fixture.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -19,7 +20,11 @@ pub(crate) fn resource_dir() -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let profile = target.file_name().unwrap().to_string_lossy().into_owned();
         // Built once per target dir (nextest runs every test in its own process).
-        let binaries = ["git-resource", "registry-image-resource"];
+        let binaries = [
+            "git-resource",
+            "registry-image-resource",
+            "registry-tag-resource",
+        ];
         if binaries.iter().any(|b| !target.join(b).exists()) {
             let mut build = resource_protocol::process::command(&cargo, workspace);
             build.arg("build");
@@ -90,9 +95,21 @@ impl Fixture {
     }
 
     fn engine_on(&self, runtime: Runtime, yaml: &str, vars: &[(&str, &str)]) -> Arc<Engine> {
-        let vars = crate::vars::StaticVars::from_pairs(
-            vars.iter().map(|(k, v)| (*k, serde_json::json!(v))),
-        );
+        let vars: Vec<_> = vars
+            .iter()
+            .map(|(k, v)| (*k, serde_json::json!(v)))
+            .collect();
+        self.engine_with_vars(runtime, yaml, &vars)
+    }
+
+    /// Like `engine_on`, with vars of any JSON value (`((registry.username))`).
+    fn engine_with_vars(
+        &self,
+        runtime: Runtime,
+        yaml: &str,
+        vars: &[(&str, serde_json::Value)],
+    ) -> Arc<Engine> {
+        let vars = crate::vars::StaticVars::from_pairs(vars.iter().map(|(k, v)| (*k, v.clone())));
         let loaded = crate::load::load_str(yaml, "pipeline.yml", &vars);
         assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
         let config = EngineConfig {
@@ -1211,4 +1228,233 @@ fn across_is_a_cartesian_product_and_in_parallel_honours_limit() {
     // Both ran (no fail_fast), one at a time (the lock never clashed), and both failed.
     assert_eq!(log.matches("failed: exit status 1").count(), 2, "{log}");
     assert!(!log.contains("File exists"), "{log}");
+}
+
+/// A stand-in for oci-build-task's `build` (on `PATH` in its image): builds the context into
+/// an `oci-archive` tarball `image/image.tar` with busybox tools only. The one layer holds the
+/// context's `app/` and `/etc/python-tag`; the config's `Env` carries
+/// `PYTHON_TAG=$BUILD_ARG_PYTHON_TAG`, so the pushed image shows what the task saw.
+const OCI_BUILD_SCRIPT: &str = r##"#!/bin/sh
+set -eu
+cd "${CONTEXT:-.}"
+test -f Dockerfile
+caps=$(grep CapEff /proc/self/status | cut -f2)
+sys_admin=no
+[ $((0x$caps >> 21 & 1)) = 1 ] && sys_admin=yes
+echo "build: uid $(id -u), CAP_SYS_ADMIN $sys_admin, pip index ${BUILDKIT_SECRETTEXT_pip_index:+given}"
+work=cache/build
+rm -rf "$work"
+mkdir -p "$work/root/etc" "$work/oci/blobs/sha256" image
+printf '%s\n' "$BUILD_ARG_PYTHON_TAG" > "$work/root/etc/python-tag"
+cp -r app "$work/root/app"
+tar -cf "$work/layer.tar" -C "$work/root" etc app
+blob() {
+  digest=$(sha256sum "$1" | cut -d' ' -f1)
+  cp "$1" "$work/oci/blobs/sha256/$digest"
+  echo "$digest $(($(wc -c < "$1")))"
+}
+set -- $(blob "$work/layer.tar"); layer=$1; layer_size=$2
+printf '{"architecture":"amd64","os":"linux","config":{"Env":["PYTHON_TAG=%s"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+  "$BUILD_ARG_PYTHON_TAG" "$layer" > "$work/config.json"
+set -- $(blob "$work/config.json"); config=$1; config_size=$2
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
+  "$config" "$config_size" "$layer" "$layer_size" > "$work/manifest.json"
+set -- $(blob "$work/manifest.json"); manifest=$1; manifest_size=$2
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s}]}' \
+  "$manifest" "$manifest_size" > "$work/oci/index.json"
+echo '{"imageLayoutVersion":"1.0.0"}' > "$work/oci/oci-layout"
+tar -cf image/image.tar -C "$work/oci" oci-layout index.json blobs
+echo "build: wrote image/image.tar ($manifest)"
+"##;
+
+/// `examples/rebuild-on-base-tag.yml` with only its outside world swapped for the testbed:
+/// the git repository, the Hub API (the fixture, under a `hub.docker.com` path), the
+/// registries (the test registry, plain HTTP) and `concourse/oci-build-task` (a busybox image
+/// of that name in the test registry with `build` on `PATH`). The `registry-tag` type the
+/// example pins to a ghcr.io image is dropped (the base type is the same code) and its
+/// `defaults` (`pages: 2`) moved into the source. Every replaced text must be there, so the
+/// example cannot drift away from what this runs.
+fn rebuild_example_pipeline() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rebuild-on-base-tag.yml");
+    let mut yaml = std::fs::read_to_string(&path).unwrap();
+    let start = yaml.find("resource_types:\n").unwrap();
+    let end = yaml.find("\nresources:\n").unwrap();
+    assert!(
+        yaml[start..end].contains("check_every: 24h\n  defaults:\n    pages: 2"),
+        "{}",
+        &yaml[start..end]
+    );
+    yaml.replace_range(start..=end, "");
+    let substitutions = [
+        (
+            "uri: https://git.example.org/platform/python-app.git",
+            "uri: ((repo))",
+        ),
+        (
+            "uri: https://hub.docker.com/v2/repositories/library/python\n",
+            "uri: ((hub))\n    pages: 2\n",
+        ),
+        (
+            "repository: registry.example.org/platform/python-app\n",
+            "repository: ((registry_host))/platform/python-app\n    insecure: true\n",
+        ),
+        (
+            "repository: concourse/oci-build-task\n          tag: \"0.11\"\n",
+            "repository: ((registry_host))/concourse/oci-build-task\n          tag: \"0.11\"\n          insecure: true\n          username: ((registry.username))\n          password: ((registry.password))\n",
+        ),
+    ];
+    for (from, to) in substitutions {
+        assert_eq!(
+            yaml.matches(from).count(),
+            1,
+            "{from:?} in {}",
+            path.display()
+        );
+        yaml = yaml.replace(from, to);
+    }
+    yaml
+}
+
+/// The configuration of `repo_ref` on `registry` (`skopeo inspect --config`).
+fn image_config(registry: &testbed::registry::Registry, repo_ref: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut skopeo = resource_protocol::process::command("skopeo", dir.path());
+    skopeo.args(["inspect", "--config", "--retry-times=0"]);
+    skopeo.args(registry.skopeo_args(""));
+    skopeo.arg(format!("docker://{}/{repo_ref}", registry.host()));
+    let out = resource_protocol::process::output_checked(&mut skopeo).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn rebuild_on_base_tag_example_runs_against_the_hub_fixture_and_test_registry() {
+    use testbed::fixtures::hub::HubFixture;
+    use testbed::oci::{ImageSpec, LayerSpec, push_image};
+    use testbed::registry::{Registry, RegistryAuth};
+    let registry = Registry::start(RegistryAuth::basic("ci", "pushpass"));
+    push_image(
+        &registry,
+        "concourse/oci-build-task:0.11",
+        &ImageSpec {
+            layers: &[LayerSpec {
+                files: &[("bin/build", OCI_BUILD_SCRIPT)],
+                ..LayerSpec::default()
+            }],
+            ..ImageSpec::default()
+        },
+    );
+    for runtime in [Runtime::Bwrap, Runtime::Runc] {
+        rebuild_example_on(runtime, &registry, &HubFixture::start());
+    }
+}
+
+/// One run of [`rebuild_example_pipeline`] on `runtime`: first build, nothing new, a new tag.
+fn rebuild_example_on(
+    runtime: Runtime,
+    registry: &testbed::registry::Registry,
+    hub: &testbed::fixtures::hub::HubFixture,
+) {
+    let name = runtime.name();
+    // Only 3.11.9-slim-bookworm and 3.12.1-slim-bookworm pass both `regexp` and `semver`.
+    hub.push_tags(
+        "library/python",
+        &[
+            "3.10.14-slim-bookworm",
+            "3.11.9-slim-bookworm",
+            "3.12.1-alpine",
+            "3.12.1-slim-bookworm",
+            "3.13.0rc1-slim-bookworm",
+        ],
+    );
+    let f = Fixture::new();
+    f.git(&["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(f.path().join("repo/app")).unwrap();
+    std::fs::write(f.path().join("repo/app/main.py"), "print('hi')\n").unwrap();
+    f.commit(
+        "Dockerfile",
+        "ARG PYTHON_TAG\nFROM python:${PYTHON_TAG}\nCOPY app /app\n",
+    );
+    let repo = f.path().join("repo").display().to_string();
+    let (user, pass) = registry.credentials().unwrap();
+    let vars = [
+        ("repo", serde_json::json!(repo)),
+        (
+            "hub",
+            serde_json::json!(hub.repository_uri("library/python")),
+        ),
+        ("registry_host", serde_json::json!(registry.host())),
+        (
+            "registry",
+            serde_json::json!({"username": user, "password": pass}),
+        ),
+        (
+            "pip-index-url",
+            serde_json::json!("https://pypi.internal/simple"),
+        ),
+    ];
+    let engine = f.engine_with_vars(runtime, &rebuild_example_pipeline(), &vars);
+    let check_pushed = |tag: &str| {
+        let config = image_config(registry, &format!("platform/python-app:{tag}"));
+        let env = config["config"]["Env"].to_string();
+        assert!(
+            env.contains(&format!("PYTHON_TAG={tag}")),
+            "{name}: {tag}: {config}"
+        );
+    };
+    assert_eq!(
+        run(&engine),
+        [b("build-image", 1, Succeeded)],
+        "{name}: {}",
+        log_text(&engine, "build-image", 1)
+    );
+    // The Hub API was used, with pages of the fixture's size.
+    let requests = hub.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("/hub.docker.com/v2/repositories/library/python/tags?")),
+        "{name}: {requests:?}"
+    );
+    let log = log_text(&engine, "build-image", 1);
+    assert!(
+        log.contains("build: uid 0, CAP_SYS_ADMIN yes, pip index given"),
+        "{name}: {log}"
+    );
+    assert!(
+        log.contains("build: wrote image/image.tar"),
+        "{name}: {log}"
+    );
+    assert!(
+        !log.contains("pypi.internal"),
+        "{name}: var values are redacted: {log}"
+    );
+    // The task saw the newest matching tag in BUILD_ARG_PYTHON_TAG; the put pushed it there.
+    check_pushed("3.12.1-slim-bookworm");
+    let state = engine.state();
+    let pushed = state.newest_version("app-image").unwrap().unwrap();
+    assert_eq!(
+        testbed::oci::inspect_digest(registry, "platform/python-app:3.12.1-slim-bookworm"),
+        pushed.version["digest"],
+        "{name}"
+    );
+    drop(state);
+    // Nothing new: no build.
+    assert_eq!(run(&engine), [], "{name}");
+    // A new release (and tags the filters reject): exactly one new build, with the new tag.
+    hub.push_tags(
+        "library/python",
+        &[
+            "3.13.0-slim-bookworm",
+            "3.13.0-alpine",
+            "3.9.20-slim-bookworm",
+        ],
+    );
+    assert_eq!(
+        run(&engine),
+        [b("build-image", 2, Succeeded)],
+        "{name}: {}",
+        log_text(&engine, "build-image", 2)
+    );
+    check_pushed("3.13.0-slim-bookworm");
+    assert_eq!(run(&engine), [], "{name}");
 }

@@ -38,6 +38,7 @@ impl RuncRunner {
     }
 }
 
+/// Every capability, in bit order (`CAP_CHOWN` is bit 0).
 const ALL_CAPABILITIES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -78,6 +79,26 @@ const ALL_CAPABILITIES: &[&str] = &[
     "CAP_BLOCK_SUSPEND",
     "CAP_AUDIT_READ",
 ];
+
+/// The capabilities of a privileged container: all of those in this process's bounding set
+/// (as Docker does for `--privileged`); asking runc for one outside it fails with "unable to
+/// apply caps" when we run inside a container that lacks some.
+fn privileged_capabilities() -> Vec<&'static str> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        });
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding.is_none_or(|b| b >> bit & 1 == 1))
+        .map(|(_, cap)| *cap)
+        .collect()
+}
 
 fn bind(source: &Path, dest: &str, readonly: bool) -> Result<oci_spec::runtime::Mount, RunError> {
     MountBuilder::default()
@@ -136,10 +157,10 @@ pub fn bundle_config(spec: &ProcessSpec, root: &Path) -> Result<Spec, RunError> 
         process.user_mut().set_gid(gid);
     }
     if spec.privileged {
+        let all = privileged_capabilities();
         let caps = serde_json::json!({
-            "bounding": ALL_CAPABILITIES, "effective": ALL_CAPABILITIES,
-            "inheritable": ALL_CAPABILITIES, "permitted": ALL_CAPABILITIES,
-            "ambient": ALL_CAPABILITIES,
+            "bounding": all, "effective": all, "inheritable": all, "permitted": all,
+            "ambient": all,
         });
         let caps: LinuxCapabilities =
             serde_json::from_value(caps).map_err(|e| RunError::Prepare(e.to_string()))?;
