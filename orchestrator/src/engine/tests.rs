@@ -1416,6 +1416,8 @@ fn rebuild_example_on(
         "{name}: {requests:?}"
     );
     let log = log_text(&engine, "build-image", 1);
+    // `privileged: true`: CAP_SYS_ADMIN (runc grants it only then; bwrap run by root keeps
+    // every capability even for unprivileged tasks).
     assert!(
         log.contains("build: uid 0, CAP_SYS_ADMIN yes, pip index given"),
         "{name}: {log}"
