@@ -576,6 +576,17 @@ impl RegistryClient {
     /// first and are renamed into place only once verified, so a failure never leaves a file
     /// at `path`. Returns the size.
     pub async fn download_blob_to(&self, digest: &str, path: &Path) -> Result<u64, RegistryError> {
+        self.download_blob_with_progress(digest, path, |_| {}).await
+    }
+
+    /// [`download_blob_to`](Self::download_blob_to), calling `on_bytes` with the size of each
+    /// chunk as it is written (for progress displays).
+    pub async fn download_blob_with_progress(
+        &self,
+        digest: &str,
+        path: &Path,
+        mut on_bytes: impl FnMut(u64),
+    ) -> Result<u64, RegistryError> {
         let mut partial = path.as_os_str().to_owned();
         partial.push(".partial");
         let partial = PathBuf::from(partial);
@@ -588,6 +599,7 @@ impl RegistryClient {
             let mut size = 0u64;
             while let Some(chunk) = stream.try_next().await? {
                 size += chunk.len() as u64;
+                on_bytes(chunk.len() as u64);
                 writer
                     .write_all(&chunk)
                     .await
@@ -781,9 +793,7 @@ impl RegistryClient {
                             Ok(_) => Ok(https),
                             // An https server with a certificate we do not trust: say so
                             // rather than speaking http to it.
-                            Err(e) if error_chain(&e).to_lowercase().contains("certificate") => {
-                                Ok(https)
-                            }
+                            Err(e) if http_tls::is_certificate_error(&e) => Ok(https),
                             Err(e) => {
                                 tracing::debug!(
                                     "https://{host} does not answer ({}); using http",
@@ -1166,26 +1176,14 @@ fn build_http(
     insecure: bool,
     user_agent: &str,
 ) -> Result<reqwest::Client, RegistryError> {
-    let mut builder = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .user_agent(user_agent)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(15))
         .read_timeout(Duration::from_secs(120))
         .danger_accept_invalid_certs(insecure);
-    for (i, pem) in ca_certs.iter().enumerate() {
-        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
-            RegistryError::InvalidConfig(format!("ca_certs[{i}]: {}", error_chain(&e)))
-        })?;
-        if certs.is_empty() {
-            return Err(RegistryError::InvalidConfig(format!(
-                "ca_certs[{i}]: no PEM certificate found"
-            )));
-        }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder
+    http_tls::trust_ca_certs(builder, ca_certs)
+        .map_err(|e| RegistryError::InvalidConfig(e.to_string()))?
         .build()
         .map_err(|e| RegistryError::InvalidConfig(error_chain(&e)))
 }

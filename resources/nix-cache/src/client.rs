@@ -41,25 +41,14 @@ impl CacheClient {
         if !matches!(base.scheme(), "http" | "https") {
             return Err(InvalidRequest::new("source.url: must be http:// or https://").into());
         }
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(32)
             .user_agent(concat!("tributary-nix-cache/", env!("CARGO_PKG_VERSION")))
             // Loading the system's roots costs tens of milliseconds; plain http needs none.
             .tls_built_in_root_certs(base.scheme() == "https");
-        for (i, pem) in source.ca_certs.iter().enumerate() {
-            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-                .map_err(|e| InvalidRequest::new(format!("source.ca_certs[{i}]: {e}")))?;
-            if certs.is_empty() {
-                return Err(InvalidRequest::new(format!(
-                    "source.ca_certs[{i}]: no PEM certificate found"
-                ))
-                .into());
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
+        let mut builder = http_tls::trust_ca_certs(builder, &source.ca_certs)
+            .map_err(|e| InvalidRequest::new(format!("source.{e}")))?;
         if source.insecure == Some(true) {
             builder = builder.danger_accept_invalid_certs(true);
         }
@@ -117,7 +106,8 @@ impl CacheClient {
                     r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()
                 }
                 Err(e) => {
-                    (e.is_connect() || e.is_timeout() || e.is_request()) && !is_tls_failure(e)
+                    (e.is_connect() || e.is_timeout() || e.is_request())
+                        && !http_tls::is_certificate_error(e)
                 }
             };
             if !retry || attempt == ATTEMPTS {
@@ -249,19 +239,6 @@ pub fn status_error(method: &str, rel: &str, status: StatusCode) -> anyhow::Erro
     .into()
 }
 
-/// A certificate problem is a connect error too, but retrying cannot fix it. rustls is not a
-/// direct dependency, so its errors are recognised by their message.
-fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(err);
-    while let Some(e) = cause {
-        if e.to_string().contains("certificate") {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
-}
-
 /// Whether `err` is worth retrying: a connection failure, a timeout, 429 or 5xx.
 pub fn is_transient(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
@@ -282,7 +259,7 @@ pub fn is_transient(err: &anyhow::Error) -> bool {
 
 fn transient_reqwest(e: &reqwest::Error) -> bool {
     (e.is_connect() || e.is_timeout() || e.is_body() || e.is_request() || e.is_decode())
-        && !is_tls_failure(e)
+        && !http_tls::is_certificate_error(e)
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or [`ATTEMPTS`] tries are used up; for

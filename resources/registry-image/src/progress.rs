@@ -1,16 +1,13 @@
 //! Transfer progress on stderr: bars (indicatif) when stderr is a terminal, otherwise one plain
 //! line per finished blob, so build logs stay line-oriented.
 //!
-//! Also holds [`download_with_progress`], the client's verified, atomic blob download with a
-//! byte counter added (a candidate to move into `registry-client` as a progress callback).
+//! [`download_with_progress`] feeds the client's blob download into a bar.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use futures::TryStreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use registry_client::{RegistryClient, RegistryError};
-use tokio::io::AsyncWriteExt;
 
 /// Progress of a set of transfers.
 #[derive(Debug, Clone)]
@@ -80,45 +77,15 @@ pub fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_000_000.0)
 }
 
-/// Downloads blob `digest` to `path`, verified while streaming (the client's stream fails on
-/// a mismatch), through `path.partial` so a failure never leaves a file at `path`.
+/// Downloads blob `digest` to `path` through the client's verified, atomic download, advancing
+/// `progress` as bytes arrive.
 pub async fn download_with_progress(
     client: &RegistryClient,
     digest: &str,
     path: &Path,
     progress: &BlobProgress,
 ) -> Result<u64, RegistryError> {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let io_error = |path: &Path, source: std::io::Error| RegistryError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let result = async {
-        let mut stream = client.get_blob(digest).await?;
-        let file = tokio::fs::File::create(&partial)
-            .await
-            .map_err(|e| io_error(&partial, e))?;
-        let mut writer = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-        let mut size = 0u64;
-        while let Some(chunk) = stream.try_next().await? {
-            size += chunk.len() as u64;
-            progress.advance(chunk.len() as u64);
-            writer
-                .write_all(&chunk)
-                .await
-                .map_err(|e| io_error(&partial, e))?;
-        }
-        writer.flush().await.map_err(|e| io_error(&partial, e))?;
-        tokio::fs::rename(&partial, path)
-            .await
-            .map_err(|e| io_error(path, e))?;
-        Ok(size)
-    }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&partial).await;
-    }
-    result
+    client
+        .download_blob_with_progress(digest, path, |bytes| progress.advance(bytes))
+        .await
 }
