@@ -335,21 +335,27 @@ impl PutStep {
         match &self.inputs {
             PutInputs::All => available.to_vec(),
             PutInputs::Only(names) => names.clone(),
-            PutInputs::Detect => {
-                let mut mentioned = Vec::new();
-                if let Some(params) = &self.params {
-                    params
-                        .values()
-                        .for_each(|v| first_segments(v, &mut mentioned));
-                }
-                available
-                    .iter()
-                    .filter(|a| mentioned.contains(a))
-                    .cloned()
-                    .collect()
-            }
+            PutInputs::Detect => match &self.params {
+                Some(params) => detect_put_inputs(params, available),
+                None => Vec::new(),
+            },
         }
     }
+}
+
+/// `inputs: detect`: the artifacts out of `available` named as the first path segment of any
+/// string in `params` (at any depth), in `available`'s order. The engine calls it with the
+/// params after interpolation.
+pub fn detect_put_inputs(params: &Object, available: &[String]) -> Vec<String> {
+    let mut mentioned = Vec::new();
+    params
+        .values()
+        .for_each(|v| first_segments(v, &mut mentioned));
+    available
+        .iter()
+        .filter(|a| mentioned.contains(a))
+        .cloned()
+        .collect()
 }
 
 fn first_segments(value: &Json, out: &mut Vec<String>) {

@@ -14,15 +14,8 @@ use crate::runner::{Cancel, LogSink, Mount, ProcessSpec, RunError};
 
 use super::Engine;
 
-/// The base types served by our own binaries: `<type>-resource`.
-pub const BASE_TYPES: &[&str] = &[
-    "git",
-    "registry-image",
-    "registry-tag",
-    "nix-cache",
-    "time",
-    "mock",
-];
+/// The base types, served by our own binaries (`<type>-resource`); one list with validation.
+pub use crate::load::BASE_TYPES;
 
 /// How a resource type runs.
 #[derive(Clone, Debug)]

@@ -612,25 +612,6 @@ async fn get_step(
     Ok(Outcome::Succeeded)
 }
 
-/// Artifact names mentioned as the first path segment of any string in `params`.
-fn detect_inputs(params: &Json, artifacts: &BTreeMap<String, PathBuf>, out: &mut Vec<String>) {
-    match params {
-        Json::String(s) => {
-            let first = s
-                .trim_start_matches("./")
-                .split('/')
-                .next()
-                .unwrap_or_default();
-            if artifacts.contains_key(first) && !out.iter().any(|o| o == first) {
-                out.push(first.to_owned());
-            }
-        }
-        Json::Array(items) => items.iter().for_each(|v| detect_inputs(v, artifacts, out)),
-        Json::Object(map) => map.values().for_each(|v| detect_inputs(v, artifacts, out)),
-        _ => {}
-    }
-}
-
 async fn put_step(
     ctx: &Arc<BuildCtx>,
     put: &PutStep,
@@ -659,9 +640,8 @@ async fn put_step(
             list.clone()
         }
         PutInputs::Detect => {
-            let mut out = Vec::new();
-            detect_inputs(&Json::Object(params.clone()), &artifacts, &mut out);
-            out
+            let available: Vec<String> = artifacts.keys().cloned().collect();
+            crate::model::detect_put_inputs(&params, &available)
         }
     };
     let mounts = names
