@@ -11,6 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use registry_client::digest::sha256_digest;
 use sha2::{Digest as _, Sha256};
 
 use crate::formats::{BlobStore, RawDocument};
@@ -104,17 +105,13 @@ fn read_blob(store: &BlobStore, descriptor: &Descriptor) -> anyhow::Result<Vec<u
     let path = store.path(&descriptor.digest)?;
     let bytes =
         fs::read(&path).with_context(|| format!("blob {} is missing", descriptor.digest))?;
-    let actual = sha256(&bytes);
+    let actual = sha256_digest(&bytes);
     anyhow::ensure!(
         actual == descriptor.digest,
         "digest mismatch: blob {} hashes to {actual}",
         descriptor.digest
     );
     Ok(bytes)
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 fn manifest_of(
@@ -188,7 +185,7 @@ fn load_layout(root: &Path, scratch: Option<tempfile::TempDir>) -> anyhow::Resul
             // Several images in index.json (e.g. an index fetched byte for byte): it is the index.
             let top = RawDocument {
                 media_type: media_type_of("", index.media_type.as_deref(), oci::OCI_INDEX),
-                digest: sha256(&index_bytes),
+                digest: sha256_digest(&index_bytes),
                 bytes: index_bytes.clone(),
             };
             let images = many
@@ -236,7 +233,7 @@ fn load_docker_save(root: &Path, scratch: tempfile::TempDir) -> anyhow::Result<L
     let config = fs::read(inside(&entry.config)?).context("cannot read the image config")?;
     let config_descriptor = Descriptor {
         media_type: oci::OCI_CONFIG.to_owned(),
-        digest: sha256(&config),
+        digest: sha256_digest(&config),
         size: config.len() as u64,
         platform: None,
         annotations: None,
@@ -270,7 +267,7 @@ fn load_docker_save(root: &Path, scratch: tempfile::TempDir) -> anyhow::Result<L
     };
     let bytes = serde_json::to_vec(&manifest)?;
     let raw = RawDocument {
-        digest: sha256(&bytes),
+        digest: sha256_digest(&bytes),
         media_type: oci::OCI_MANIFEST.to_owned(),
         bytes,
     };
