@@ -38,6 +38,9 @@ pub struct EngineFlags {
     /// Machine-readable event log (JSON lines on stdout).
     #[arg(long)]
     pub json: bool,
+    /// Where the base types' OCI images are (`images build --out DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
 }
 
 /// `tributary run`.
@@ -218,6 +221,7 @@ fn config_for(path: &Path, flags: &EngineFlags) -> Result<EngineConfig, String> 
     if flags.json {
         config.output = OutputMode::Json;
     }
+    config.image_dir = flags.images.clone();
     Ok(config)
 }
 

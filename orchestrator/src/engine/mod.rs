@@ -48,6 +48,8 @@ pub struct EngineConfig {
     pub state_dir: PathBuf,
     /// Where `git-resource` etc. are.
     pub resource_dir: PathBuf,
+    /// Where our base types' images are (`--images`; `None`: the default lookup in `resource`).
+    pub image_dir: Option<PathBuf>,
     /// Resources replaced by local directories.
     pub overrides: BTreeMap<String, PathBuf>,
     /// How events are shown.
@@ -80,6 +82,7 @@ impl EngineConfig {
             state_dir: dir.join(".tributary"),
             pipeline_dir: dir.clone(),
             resource_dir: default_resource_dir(),
+            image_dir: None,
             overrides: BTreeMap::new(),
             output: OutputMode::Human,
             pipeline_name: name,
