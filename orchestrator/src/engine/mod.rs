@@ -140,6 +140,8 @@ pub struct Engine {
     lock: Mutex<Option<std::fs::File>>,
     /// Custom types' fetched images, with when they were fetched.
     types: Mutex<BTreeMap<String, (Instant, resource::TypeImpl)>>,
+    /// Base types as resolved for this run (their image, or the binary beside us).
+    pub base_types: Mutex<BTreeMap<String, resource::TypeImpl>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -254,6 +256,7 @@ impl Engine {
             config,
             cancel: Cancel::new(),
             types: Mutex::new(BTreeMap::new()),
+            base_types: Mutex::new(BTreeMap::new()),
             lock: Mutex::new(None),
             check_failures: std::sync::atomic::AtomicUsize::new(0),
         })
