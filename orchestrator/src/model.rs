@@ -33,7 +33,7 @@ pub struct Pipeline {
     pub groups: Vec<Group>,
     /// `display` (kept as given).
     pub display: Option<Json>,
-    /// `var_sources` (kept; credential managers are not implemented).
+    /// `var_sources`: `dummy` ones resolve `((name:path))` at build time; other types error.
     pub var_sources: Vec<VarSource>,
 }
 

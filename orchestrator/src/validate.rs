@@ -196,6 +196,7 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
         local_vars(job, &mut out);
     }
     identifiers(pipeline, &mut out);
+    var_sources(pipeline, &mut out);
 
     for r in &pipeline.resources {
         if !used.contains(r.name.as_str()) {
@@ -274,6 +275,52 @@ fn local_vars(job: &crate::model::Job, out: &mut Vec<Diagnostic>) {
                 format!(
                     "job `{}`: local var ((.:{name})) is never set in this job (by load_var, across or get)",
                     job.name
+                ),
+            ));
+        }
+    }
+}
+
+/// `var_sources`: unique names; `dummy` needs `config.vars`; other types are not supported
+/// (a warning: only builds that use them fail); a config may use static vars but no var
+/// source, as in Concourse.
+fn var_sources(pipeline: &Pipeline, out: &mut Vec<Diagnostic>) {
+    duplicates(
+        pipeline.var_sources.iter().map(|v| (&v.name, &v.loc)),
+        "var source",
+        out,
+    );
+    for source in &pipeline.var_sources {
+        let name = &source.name;
+        if source.type_ != vars::DUMMY {
+            out.push(Diagnostic::warning(
+                &source.loc,
+                format!(
+                    "var_sources {name}: type {} is not supported by tributary; builds that use (({name}:…)) will error",
+                    source.type_
+                ),
+            ));
+        } else if !source.config.get("vars").is_some_and(|v| v.is_object()) {
+            out.push(Diagnostic::error(
+                &source.loc,
+                format!("var_sources {name}: a dummy var source needs `config.vars`, a mapping"),
+            ));
+        }
+        let mut strings = Vec::new();
+        collect_strings(
+            &serde_json::Value::Object(source.config.clone()),
+            &mut strings,
+        );
+        let used = strings
+            .iter()
+            .flat_map(|s| vars::find_refs(s))
+            .find(|f| f.var.source.is_some());
+        if let Some(found) = used {
+            out.push(Diagnostic::error(
+                &source.loc,
+                format!(
+                    "var_sources {name}: config uses {}; a var source's config may use static vars but not var sources",
+                    found.var
                 ),
             ));
         }

@@ -577,6 +577,93 @@ fn resolve_string(
     Ok(Json::String(out))
 }
 
+/// The one var source type tributary resolves itself: `dummy`, whose `config.vars` holds the
+/// values. Every other type (`vault`, `ssm`, `secretsmanager`, `idtoken`, …) needs a service
+/// tributary does not talk to.
+pub const DUMMY: &str = "dummy";
+
+/// A pipeline's `var_sources`, resolving `((source:path.field))` at build time as Concourse
+/// does: a `dummy` source answers from its `config.vars`; any other type errors naming the
+/// source and its type; an undeclared source errors naming it.
+#[derive(Clone, Debug, Default)]
+pub struct VarSources {
+    sources: Vec<(String, String, Map<String, Json>)>,
+}
+
+impl VarSources {
+    /// The var sources of a pipeline: `(name, type, config)`, with static vars already
+    /// interpolated into each config.
+    pub fn new(sources: impl IntoIterator<Item = (String, String, Map<String, Json>)>) -> Self {
+        VarSources {
+            sources: sources.into_iter().collect(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// The whole value at `path` in var source `source` (fields are walked by the caller).
+    pub fn lookup(&self, source: &str, path: &str) -> Result<Json, String> {
+        let Some((name, type_, config)) = self.sources.iter().find(|(n, _, _)| n == source) else {
+            let known: Vec<&str> = self.sources.iter().map(|(n, _, _)| n.as_str()).collect();
+            let near = crate::load::suggest(source, &known)
+                .map(|n| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "unknown var source `{source}` in (({source}:{})){near}",
+                quote_segment(path)
+            ));
+        };
+        if type_ != DUMMY {
+            return Err(format!(
+                "var_sources {name}: type {type_} is not supported by tributary"
+            ));
+        }
+        // Static vars were interpolated at load time: what is left has no value.
+        if let Some(found) = first_ref(&Json::Object(config.clone())) {
+            return Err(format!("var_sources {name}: config: undefined var {found}"));
+        }
+        let vars = config
+            .get("vars")
+            .and_then(Json::as_object)
+            .ok_or_else(|| format!("var_sources {name}: config.vars must be a mapping"))?;
+        vars.get(path).cloned().ok_or_else(|| {
+            format!(
+                "undefined var (({name}:{})) (not in var_sources {name} config.vars)",
+                quote_segment(path)
+            )
+        })
+    }
+
+    /// Every string and number a `dummy` source holds: what logs must hide.
+    pub fn redaction_set(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for (_, type_, config) in &self.sources {
+            if type_ == DUMMY
+                && let Some(vars) = config.get("vars")
+            {
+                let vars = StaticVars {
+                    values: vars.as_object().cloned().unwrap_or_default(),
+                };
+                out.extend(vars.redaction_set());
+            }
+        }
+        out
+    }
+}
+
+/// The first `((var))` left anywhere in `value`.
+pub fn first_ref(value: &Json) -> Option<VarRef> {
+    match value {
+        Json::String(s) => find_refs(s).into_iter().next().map(|f| f.var),
+        Json::Array(items) => items.iter().find_map(first_ref),
+        Json::Object(map) => map.values().find_map(first_ref),
+        _ => None,
+    }
+}
+
 fn no_field(loc: &Loc, var: &VarRef, field: &str) -> Diagnostic {
     Diagnostic::error(loc, format!("var {var}: field `{field}` not found"))
 }
@@ -756,6 +843,72 @@ mod tests {
             let err = resolve_json(&input, &mut lookup).unwrap_err();
             assert_eq!(err.to_string(), want, "{input}");
         }
+    }
+
+    #[test]
+    fn var_sources_resolve_dummy_vars_and_name_what_is_missing() {
+        let config = |v: Json| v.as_object().cloned().unwrap();
+        let sources = VarSources::new([
+            (
+                "dumb".to_string(),
+                DUMMY.to_string(),
+                config(
+                    json!({"vars": {"simple": "hello!", "user": {"password": "sekrit"}, "n": 42}}),
+                ),
+            ),
+            (
+                "vault".to_string(),
+                "vault".to_string(),
+                config(json!({"url": "https://vault.example.com"})),
+            ),
+            (
+                "half".to_string(),
+                DUMMY.to_string(),
+                config(json!({"vars": {"a": "x-((missing))"}})),
+            ),
+        ]);
+        let ok = [
+            ("dumb", "simple", json!("hello!")),
+            ("dumb", "user", json!({"password": "sekrit"})),
+        ];
+        for (source, path, want) in ok {
+            assert_eq!(sources.lookup(source, path), Ok(want), "{source}:{path}");
+        }
+        let errors = [
+            (
+                "dumb",
+                "nope",
+                "undefined var ((dumb:nope)) (not in var_sources dumb config.vars)",
+            ),
+            (
+                "vault",
+                "secret/x",
+                "var_sources vault: type vault is not supported by tributary",
+            ),
+            (
+                "dumbb",
+                "simple",
+                "unknown var source `dumbb` in ((dumbb:simple)) (did you mean `dumb`?)",
+            ),
+            ("other", "x", "unknown var source `other` in ((other:x))"),
+            (
+                "half",
+                "a",
+                "var_sources half: config: undefined var ((missing))",
+            ),
+        ];
+        for (source, path, want) in errors {
+            assert_eq!(
+                sources.lookup(source, path),
+                Err(want.to_string()),
+                "{source}:{path}"
+            );
+        }
+        let hidden = sources.redaction_set();
+        for value in ["hello!", "sekrit", "42"] {
+            assert!(hidden.contains(value), "{value}");
+        }
+        assert!(!hidden.iter().any(|v| v.contains("vault.example")));
     }
 
     #[test]

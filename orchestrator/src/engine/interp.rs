@@ -1,5 +1,6 @@
 //! Run-time vars: local vars (`((.:name))` from load_var, across and get metadata) in nested
-//! scopes, resolving the `((vars))` left in step values after static interpolation, and
+//! scopes, var-source vars (`((source:path))`, from the pipeline's `var_sources`, held by the
+//! root scope), resolving the `((vars))` left in step values after static interpolation, and
 //! redacting var values from log text.
 
 use std::collections::BTreeSet;
@@ -7,21 +8,39 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{Map, Value as Json};
 
-use crate::vars::{VarRef, find_refs};
+use crate::vars::{VarRef, VarSources, find_refs};
 
-/// A scope of local vars; an `across` iteration gets a child scope.
+/// A scope of local vars; an `across` iteration gets a child scope. The root scope holds the
+/// pipeline's var sources.
 #[derive(Debug, Default)]
 pub struct Scope {
     vars: Mutex<Map<String, Json>>,
     parent: Option<Arc<Scope>>,
+    sources: Option<Arc<VarSources>>,
 }
 
 impl Scope {
+    /// A root scope resolving `((source:path))` from `sources`.
+    pub fn with_sources(sources: Arc<VarSources>) -> Scope {
+        Scope {
+            sources: Some(sources),
+            ..Scope::default()
+        }
+    }
+
+    fn var_sources(&self) -> Option<&VarSources> {
+        match &self.sources {
+            Some(s) => Some(s),
+            None => self.parent.as_ref().and_then(|p| p.var_sources()),
+        }
+    }
+
     /// A child scope: lookups fall back to this one; sets stay in the child.
     pub fn child(self: &Arc<Self>) -> Arc<Scope> {
         Arc::new(Scope {
             vars: Mutex::new(Map::new()),
             parent: Some(self.clone()),
+            sources: None,
         })
     }
 
@@ -40,12 +59,16 @@ impl Scope {
 }
 
 fn lookup(var: &VarRef, scope: &Scope) -> Result<Json, String> {
-    if !var.is_local() {
-        return Err(format!("undefined var: {var}"));
-    }
-    let mut value = scope
-        .get(&var.path)
-        .ok_or_else(|| format!("undefined local var: {var}"))?;
+    let mut value = match var.source.as_deref() {
+        None => return Err(format!("undefined var: {var}")),
+        Some(".") => scope
+            .get(&var.path)
+            .ok_or_else(|| format!("undefined local var: {var}"))?,
+        Some(source) => scope
+            .var_sources()
+            .map(|s| s.lookup(source, &var.path))
+            .unwrap_or_else(|| VarSources::default().lookup(source, &var.path))?,
+    };
     for field in &var.fields {
         value = value
             .get(field)

@@ -142,6 +142,8 @@ pub struct Engine {
     types: Mutex<BTreeMap<String, (Instant, resource::TypeImpl)>>,
     /// Base types as resolved for this run (their image, or the binary beside us).
     pub base_types: Mutex<BTreeMap<String, resource::TypeImpl>>,
+    /// The pipeline's `var_sources`, resolving `((source:path))` at build time.
+    var_sources: Arc<crate::vars::VarSources>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -245,10 +247,20 @@ impl Engine {
     ) -> Arc<Engine> {
         let runner = with_grace(config.runtime, &config.state_dir, config.grace);
         let host = with_grace(Runtime::Host, &config.state_dir, config.grace);
+        let var_sources = crate::vars::VarSources::new(
+            pipeline
+                .var_sources
+                .iter()
+                .map(|v| (v.name.clone(), v.type_.clone(), v.config.clone())),
+        );
+        // Values from var sources are hidden like static vars.
+        let mut redact = redact.clone();
+        redact.extend(var_sources.redaction_set());
         Arc::new(Engine {
             images: RootfsCache::new(&config.state_dir.join("images")),
             output: Output::new(config.output),
-            redactor: Redactor::new(redact),
+            redactor: Redactor::new(&redact),
+            var_sources: Arc::new(var_sources),
             state: Mutex::new(state),
             runner,
             host,
@@ -265,6 +277,11 @@ impl Engine {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock leaves the connection usable: SQLite rolled back.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fresh root scope for run-time vars: no local vars yet, the pipeline's var sources.
+    pub fn var_scope(&self) -> interp::Scope {
+        interp::Scope::with_sources(self.var_sources.clone())
     }
 
     /// Logs an engine-level event (not part of a build).
@@ -321,7 +338,7 @@ impl Engine {
             return Ok((1, vec![version]));
         }
         let source = self.resource_source(name).unwrap_or_default();
-        let source = interp::resolve_object(&source, &interp::Scope::default())
+        let source = interp::resolve_object(&source, &self.var_scope())
             .map_err(|e| format!("resource {name}: source: {e}"))?;
         let log = self.check_sink(name);
         let imp = self

@@ -214,7 +214,7 @@ impl Engine {
         let _ = self.state().start_build(build.id);
         ctx.log("", "event", "build started");
         let cancel = self.cancel.child();
-        let scope = Arc::new(Scope::default());
+        let scope = Arc::new(self.var_scope());
         let plan = Step {
             loc: job.loc.clone(),
             kind: StepKind::Do(job.plan.clone()),
@@ -514,7 +514,8 @@ async fn fetch(
         .resource(resource)
         .ok_or_else(|| format!("unknown resource {resource}"))?;
     let source = engine.resource_source(resource).unwrap_or_default();
-    let source = resolve_object(&source, &Scope::default()).map_err(|e| format!("source: {e}"))?;
+    let source =
+        resolve_object(&source, &engine.var_scope()).map_err(|e| format!("source: {e}"))?;
     let sink = ctx.sink(step);
     let imp: TypeImpl = engine
         .type_impl(&r.type_, sink.clone(), cancel.clone())
@@ -653,7 +654,8 @@ async fn put_step(
         })
         .collect();
     let source = engine.resource_source(resource).unwrap_or_default();
-    let source = resolve_object(&source, &Scope::default()).map_err(|e| format!("source: {e}"))?;
+    let source =
+        resolve_object(&source, &engine.var_scope()).map_err(|e| format!("source: {e}"))?;
     let sink = ctx.sink(&put.name);
     let imp = engine
         .type_impl(&r.type_, sink.clone(), cancel.clone())
@@ -741,7 +743,7 @@ fn task_config(ctx: &BuildCtx, task: &TaskStep, scope: &Scope) -> Result<TaskCon
         (Some(config), _) => config.clone(),
         (None, Some(file)) => {
             let (_, text) = ctx.artifact_file(file)?;
-            let vars = task.vars.clone().unwrap_or_default();
+            let vars = resolve_opt(task.vars.as_ref(), scope, "vars")?;
             let vars = StaticVars::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), v.clone())));
             load_task_config(&text, file, &vars)
                 .map_err(|e| format!("{file}: {e}"))?

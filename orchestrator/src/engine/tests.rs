@@ -482,6 +482,77 @@ fn artifacts_outputs_put_load_var_across_and_try() {
     assert_eq!(hits, ["hit\nhit\n"]);
 }
 
+/// `var_sources` of a pipeline for `run_mock_with`: a dummy source (whose config uses a static
+/// var) and one of a type tributary cannot reach.
+const VAR_SOURCES: &str = r#"
+var_sources:
+- name: dumb
+  type: dummy
+  config:
+    vars:
+      simple: ((greeting))
+      user: {username: big, password: sekrit-pw}
+- name: vault
+  type: vault
+  config: {url: https://vault.example.com}
+"#;
+
+#[test]
+fn var_sources_resolve_at_build_time_and_are_redacted() {
+    let table: &[(&str, BuildStatus, &str)] = &[
+        (
+            "echo simple ((dumb:simple)) user ((dumb:user.username)) pw $PW",
+            Succeeded,
+            "t: simple ((redacted)) user ((redacted)) pw ((redacted))",
+        ),
+        (
+            "echo ((dumb:nope))",
+            Errored,
+            "undefined var ((dumb:nope)) (not in var_sources dumb config.vars)",
+        ),
+        (
+            "echo ((dumb:user.nope))",
+            Errored,
+            "var ((dumb:user.nope)): no field nope",
+        ),
+        (
+            "echo ((vault:secret/token))",
+            Errored,
+            "var_sources vault: type vault is not supported by tributary",
+        ),
+        (
+            "echo ((dum:simple))",
+            Errored,
+            "unknown var source `dum` in ((dum:simple)) (did you mean `dumb`?)",
+        ),
+    ];
+    for (script, status, want) in table {
+        let f = Fixture::new();
+        let file = f.versions_file(&["v1"]);
+        let plan = format!(
+            "  - task: t\n    config:\n      platform: linux\n      params: {{PW: ((dumb:user.password))}}\n      run: {{path: sh, args: [-ec, '{script}']}}\n"
+        );
+        let yaml = format!("{VAR_SOURCES}{}", mock_pipeline(&plan));
+        let engine = f.engine(&yaml, &[("file", &file), ("greeting", "hello-there")]);
+        assert_eq!(run(&engine), [b("job", 1, *status)], "{script}");
+        let log = log_text(&engine, "job", 1);
+        for secret in ["hello-there", "big", "sekrit-pw"] {
+            assert!(!log.contains(secret), "{script}: {log}");
+        }
+        if *status == Succeeded {
+            assert!(log.contains(want), "{script}: {log}");
+        } else {
+            let build = engine.state().build_by_name("job", 1).unwrap().unwrap();
+            assert_eq!(
+                build.error.as_deref(),
+                Some(format!("t: {want}").as_str()),
+                "{script}"
+            );
+            assert!(log.contains(want), "{script}: {log}");
+        }
+    }
+}
+
 #[test]
 fn bad_input_errors_the_build_naming_it() {
     let table: &[(&str, &str)] = &[

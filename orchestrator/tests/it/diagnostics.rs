@@ -184,6 +184,15 @@ fn validation_errors() {
             &["p.yml:6:7: error: job `j`: task `t`: image_resource: unknown resource type `s3`"],
         ),
         (
+            "var sources: duplicate, dummy without vars, a config using another var source",
+            "var_sources:\n- name: a\n  type: dummy\n  config: {vars: {x: 1}}\n- name: a\n  type: dummy\n  config: {}\n- name: b\n  type: dummy\n  config: {vars: {y: ((a:x))}}\nresources:\n- name: r\n  type: git\njobs:\n- name: j\n  plan:\n  - get: r\n",
+            &[
+                "p.yml:5:3: error: var source `a` is declared more than once",
+                "p.yml:5:3: error: var_sources a: a dummy var source needs `config.vars`, a mapping",
+                "p.yml:8:3: error: var_sources b: config uses ((a:x)); a var source's config may use static vars but not var sources",
+            ],
+        ),
+        (
             "all problems at once",
             "resources:\n- name: idle\n  type: git\njobs:\n- name: j\n  plan:\n  - get: a\n  - put: b\n",
             &[
@@ -363,6 +372,11 @@ fn warnings() {
             "build_logs_to_retain",
             "resources:\n- name: r\n  type: git\njobs:\n- name: j\n  build_logs_to_retain: 3\n  plan:\n  - get: r\n".into(),
             &["p.yml:6:3: warning: `build_logs_to_retain` is deprecated; use `build_log_retention: {builds: N}`"],
+        ),
+        (
+            "var source of a type tributary cannot reach",
+            format!("var_sources:\n- name: vault\n  type: vault\n  config: {{url: https://v}}\nresources:\n- name: r\n  type: git\n{job}"),
+            &["p.yml:2:3: warning: var_sources vault: type vault is not supported by tributary; builds that use ((vault:…)) will error"],
         ),
     ];
     for (name, text, expect) in cases {
