@@ -555,6 +555,15 @@ pub fn logs(args: LogsArgs) -> u8 {
         Ok(l) => l,
         Err(e) => return fail(&e.to_string()),
     };
+    if lines.is_empty()
+        && let Ok(Some(_)) = state.logs_reaped_at(build.id)
+    {
+        eprintln!(
+            "{} #{}: its log was removed by build_log_retention",
+            build.job, build.name
+        );
+        return 0;
+    }
     let mut text = String::new();
     for line in lines {
         if line.step.is_empty() {

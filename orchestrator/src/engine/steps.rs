@@ -19,6 +19,7 @@ use crate::model::{
 };
 use crate::runner::rootfs::{ImageMetadata, copy_tree};
 use crate::runner::{Cancel, Limits, LogSink, Mount, ProcessSpec, RunError, Stream};
+use crate::schedule::retention::{Retention, logs_to_reap};
 use crate::state::{Build, BuildStatus, BuildVersion, LogLine};
 use crate::vars::StaticVars;
 
@@ -259,11 +260,35 @@ impl Engine {
         let _ = self
             .state()
             .finish_build(build.id, status, error.as_deref());
+        self.apply_log_retention(&job);
         // Artifacts are only needed while the build runs; caches live elsewhere. Deleting a
         // clone takes a while: off the scheduler's path (the runtime waits for it on exit).
         drop(ctx);
         tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir));
         status
+    }
+}
+
+impl Engine {
+    /// `build_log_retention`: after a build of `job` finishes, deletes the logs of the builds
+    /// outside the retention (their rows, statuses, inputs and outputs stay).
+    fn apply_log_retention(&self, job: &Job) {
+        let Some(r) = &job.build_log_retention else {
+            return;
+        };
+        let retention = Retention {
+            builds: r.builds.unwrap_or(0),
+            days: r.days.unwrap_or(0),
+            minimum_succeeded_builds: r.minimum_succeeded_builds.unwrap_or(0),
+        };
+        let mut state = self.state();
+        let Ok(builds) = state.logged_builds(&job.name) else {
+            return;
+        };
+        let reap = logs_to_reap(retention, &builds, now_ms() / 1000);
+        if !reap.is_empty() {
+            let _ = state.reap_logs(&reap);
+        }
     }
 }
 

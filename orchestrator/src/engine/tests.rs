@@ -1037,6 +1037,88 @@ fn interrupt_aborts_the_build_and_runs_on_abort() {
 }
 
 #[test]
+fn build_log_retention_removes_old_logs_and_keeps_the_builds() {
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1"]);
+    let yaml = r#"
+resources:
+- name: thing
+  type: mock
+  source: {file: ((file))}
+jobs:
+- name: keep-succeeded
+  serial: true
+  build_log_retention: {builds: 2, minimum_succeeded_builds: 1}
+  plan:
+  - get: thing
+    trigger: true
+    version: every
+  - task: only-v1-passes
+    config:
+      platform: linux
+      inputs: [{name: thing}]
+      run: {path: sh, args: [-c, 'echo "testing $(cat thing/ref)"; [ "$(cat thing/ref)" = v1 ]']}
+- name: old-style
+  serial: true
+  build_logs_to_retain: 1
+  plan:
+  - get: thing
+    trigger: true
+    version: every
+"#;
+    let engine = f.engine(yaml, &[("file", &file)]);
+    let all = ["v1", "v2", "v3", "v4", "v5"];
+    for n in 1..=all.len() {
+        f.versions_file(&all[..n]);
+        assert_eq!(run(&engine).len(), 2, "v{n}");
+    }
+    // Reaped after each build, as Concourse's reaper would between builds: with builds 2 and
+    // one succeeded build kept, the logs of #2 and #3 went when #4 finished.
+    let table: &[(&str, &[i64], &[i64])] = &[
+        ("keep-succeeded", &[1, 4, 5], &[2, 3]),
+        ("old-style", &[5], &[1, 2, 3, 4]),
+    ];
+    for (job, kept, reaped) in table {
+        for n in *kept {
+            assert!(log_text(&engine, job, *n).contains("build "), "{job} #{n}");
+        }
+        let state = engine.state();
+        for n in *reaped {
+            let build = state.build_by_name(job, *n).unwrap().unwrap();
+            assert!(state.log(build.id).unwrap().is_empty(), "{job} #{n}");
+            assert!(
+                state.logs_reaped_at(build.id).unwrap().is_some(),
+                "{job} #{n}"
+            );
+            assert_eq!(state.build_inputs(build.id).unwrap().len(), 1, "{job} #{n}");
+        }
+    }
+    assert_eq!(
+        engine
+            .state()
+            .build_by_name("keep-succeeded", 2)
+            .unwrap()
+            .unwrap()
+            .status,
+        Failed
+    );
+    let logs = |n: &str| {
+        resource_protocol::process::command(tributary_binary(), f.path())
+            .args(["logs", "pipeline.yml", "keep-succeeded", n])
+            .output()
+            .unwrap()
+    };
+    let out = logs("2");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "keep-succeeded #2: its log was removed by build_log_retention\n"
+    );
+    let out = logs("1");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("testing v1"));
+}
+
+#[test]
 fn execute_check_and_versions_commands() {
     let f = Fixture::new();
     let file = f.versions_file(&["v1", "v2"]);

@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::state::{BuildId, VersionId};
 
+pub mod retention;
+
 /// How an input picks its version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VersionChoice {

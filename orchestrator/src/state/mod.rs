@@ -213,6 +213,9 @@ CREATE TABLE resource_configs (
     config_hash TEXT NOT NULL
 );
 "#,
+    r#"
+ALTER TABLE builds ADD COLUMN logs_reaped_at INTEGER;
+"#,
 ];
 
 /// The open state database.
@@ -642,6 +645,54 @@ impl State {
             })?
             .collect::<std::result::Result<_, _>>()?;
         Ok(lines)
+    }
+
+    /// The builds of `job` whose logs are still there, newest first (for `build_log_retention`).
+    pub fn logged_builds(&self, job: &str) -> Result<Vec<crate::schedule::retention::LoggedBuild>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, status, finished_at FROM builds \
+             WHERE job = ?1 AND logs_reaped_at IS NULL ORDER BY id DESC",
+        )?;
+        let builds = stmt
+            .query_map(params![job], |r| {
+                let status: String = r.get(1)?;
+                Ok(crate::schedule::retention::LoggedBuild {
+                    id: r.get(0)?,
+                    status: BuildStatus::parse(&status).unwrap_or(BuildStatus::Errored),
+                    finished_at: r.get(2)?,
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(builds)
+    }
+
+    /// Deletes the logs of `builds` (their rows, statuses, inputs and outputs stay) and
+    /// remembers when, so `logs` can say why a log is gone.
+    pub fn reap_logs(&mut self, builds: &[BuildId]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let now = now_ms() / 1000;
+        for id in builds {
+            tx.execute("DELETE FROM build_logs WHERE build_id = ?1", params![id])?;
+            tx.execute(
+                "UPDATE builds SET logs_reaped_at = ?2 WHERE id = ?1",
+                params![id, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// When a build's log was removed by `build_log_retention` (Unix seconds), if it was.
+    pub fn logs_reaped_at(&self, build: BuildId) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT logs_reaped_at FROM builds WHERE id = ?1",
+                params![build],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     fn build_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Build> {

@@ -172,3 +172,68 @@ fn a_changed_resource_config_starts_a_new_history() {
     let new = state.save_checked_versions("r", &[v("2")]).unwrap();
     assert_ne!(new[0], ids[1]);
 }
+
+#[test]
+fn reaping_logs_keeps_builds_inputs_and_outputs() {
+    let mut state = State::open_in_memory().unwrap();
+    let ids = state.save_checked_versions("r", &[v("1")]).unwrap();
+    let input = BuildVersion {
+        name: "r".into(),
+        resource: "r".into(),
+        version_id: ids[0],
+    };
+    let line = |text: &str| LogLine {
+        time_ms: 1,
+        step: String::new(),
+        stream: "event".into(),
+        text: text.into(),
+    };
+    let mut builds = Vec::new();
+    for status in [
+        BuildStatus::Failed,
+        BuildStatus::Succeeded,
+        BuildStatus::Started,
+    ] {
+        let build = state
+            .create_build("j", std::slice::from_ref(&input))
+            .unwrap();
+        state.add_output(build.id, &input).unwrap();
+        state.append_log(build.id, &[line("hello")]).unwrap();
+        if status.is_finished() {
+            state.finish_build(build.id, status, None).unwrap();
+        } else {
+            state.start_build(build.id).unwrap();
+        }
+        builds.push(build.id);
+    }
+    let logged = |state: &State| -> Vec<(BuildId, BuildStatus)> {
+        state
+            .logged_builds("j")
+            .unwrap()
+            .iter()
+            .map(|b| (b.id, b.status))
+            .collect()
+    };
+    assert_eq!(
+        logged(&state),
+        [
+            (builds[2], BuildStatus::Started),
+            (builds[1], BuildStatus::Succeeded),
+            (builds[0], BuildStatus::Failed)
+        ]
+    );
+    state.reap_logs(&builds[..1]).unwrap();
+    assert!(state.log(builds[0]).unwrap().is_empty());
+    assert!(state.logs_reaped_at(builds[0]).unwrap().is_some());
+    assert_eq!(state.logs_reaped_at(builds[1]).unwrap(), None);
+    assert_eq!(state.log(builds[1]).unwrap(), [line("hello")]);
+    assert_eq!(logged(&state).len(), 2);
+    // The build itself, its status, inputs and outputs stay (passed: still sees it).
+    let build = state.build(builds[0]).unwrap().unwrap();
+    assert_eq!(build.status, BuildStatus::Failed);
+    assert_eq!(
+        state.build_inputs(builds[0]).unwrap(),
+        std::slice::from_ref(&input)
+    );
+    assert_eq!(state.build_outputs(builds[0]).unwrap(), [input]);
+}
