@@ -34,6 +34,10 @@ pub const ALL: &[ResourceType] = &[
         name: "nix-cache",
         description: "Concourse nix-cache resource: Nix store paths from and to binary caches",
     },
+    ResourceType {
+        name: "time",
+        description: "Concourse time resource: versions on an interval or inside a daily window",
+    },
 ];
 
 /// The type called `name`, if we ship it.
