@@ -47,6 +47,9 @@ pub enum Cli {
         vars: VarFlags,
     },
     /// Run a pipeline until nothing more triggers.
+    ///
+    /// The first Ctrl-C (or SIGTERM) stops scheduling new builds, aborts the builds of
+    /// `interruptible: true` jobs and lets the others finish; a second aborts every build.
     Run(commands::RunArgs),
     /// One manual build of a job.
     Trigger(commands::TriggerArgs),

@@ -126,7 +126,8 @@ pub struct Job {
     pub public: bool,
     /// Refuse manual triggers.
     pub disable_manual_trigger: bool,
-    /// Newer builds may interrupt this one.
+    /// Its running builds abort at once when `tributary run` gets its first SIGINT/SIGTERM
+    /// (as Concourse aborts them when their worker lands); other jobs' builds finish first.
     pub interruptible: bool,
     /// Job-level hooks.
     pub hooks: JobHooks,

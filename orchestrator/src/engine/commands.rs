@@ -43,7 +43,8 @@ pub struct EngineFlags {
     pub images: Option<PathBuf>,
 }
 
-/// `tributary run`.
+/// `tributary run`. The first SIGINT/SIGTERM stops scheduling, aborts the builds of
+/// `interruptible: true` jobs and lets the others finish; a second aborts them all.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The pipeline file.

@@ -132,8 +132,13 @@ pub struct Engine {
     /// The live event log.
     pub output: Output,
     images: RootfsCache,
-    /// Cancels every build (Ctrl-C).
+    /// Cancels every build (a second Ctrl-C or SIGTERM).
     pub cancel: Cancel,
+    /// Cancelled by the first signal: no new builds; builds of `interruptible` jobs abort.
+    /// A child of `cancel`.
+    stopping: Cancel,
+    /// How many shutdown signals arrived.
+    shutdowns: std::sync::atomic::AtomicUsize,
     /// How many checks failed (a run that built nothing because of them is not a success).
     pub check_failures: std::sync::atomic::AtomicUsize,
     /// The state directory's lock, held while the engine lives.
@@ -256,6 +261,7 @@ impl Engine {
         // Values from var sources are hidden like static vars.
         let mut redact = redact.clone();
         redact.extend(var_sources.redaction_set());
+        let cancel = Cancel::new();
         Arc::new(Engine {
             images: RootfsCache::new(&config.state_dir.join("images")),
             output: Output::new(config.output),
@@ -266,7 +272,9 @@ impl Engine {
             host,
             pipeline,
             config,
-            cancel: Cancel::new(),
+            stopping: cancel.child(),
+            cancel,
+            shutdowns: std::sync::atomic::AtomicUsize::new(0),
             types: Mutex::new(BTreeMap::new()),
             base_types: Mutex::new(BTreeMap::new()),
             lock: Mutex::new(None),
@@ -547,15 +555,66 @@ impl Engine {
             .collect()
     }
 
-    /// Checks resources, then starts builds as inputs trigger until nothing more does (or
-    /// forever with `watch`). Ctrl-C aborts running builds.
-    pub async fn run(self: &Arc<Self>, options: &RunOptions) -> RunSummary {
-        let interrupt = self.cancel.clone();
+    /// What a SIGINT or SIGTERM to `run` does, as Concourse lands a worker: the first stops
+    /// scheduling new builds, aborts the running builds of `interruptible: true` jobs at once
+    /// and lets the other running builds finish; the second aborts every build.
+    pub fn shutdown(&self) {
+        use std::sync::atomic::Ordering;
+        if self.shutdowns.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.note(
+                "stopping: no new builds; interruptible jobs' builds abort, the others finish \
+                 (signal again to abort them)",
+            );
+            self.stopping.cancel();
+        } else {
+            self.note("aborting every running build");
+            self.cancel.cancel();
+        }
+    }
+
+    /// Whether the run is stopping (a first signal) or aborting (a second).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    /// The cancellation token of a build of `job`: builds of interruptible jobs abort on the
+    /// first shutdown signal, the others only on the second.
+    pub(crate) fn build_cancel(&self, job: &crate::model::Job) -> Cancel {
+        if job.interruptible {
+            self.stopping.child()
+        } else {
+            self.cancel.child()
+        }
+    }
+
+    /// Calls [`Engine::shutdown`] on every SIGINT and SIGTERM while the engine lives.
+    fn handle_signals(self: &Arc<Self>) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let engine = Arc::downgrade(self);
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                interrupt.cancel();
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                match engine.upgrade() {
+                    Some(engine) => engine.shutdown(),
+                    None => return,
+                }
             }
         });
+    }
+
+    /// Checks resources, then starts builds as inputs trigger until nothing more does (or
+    /// forever with `watch`). Signals stop it as [`Engine::shutdown`] says.
+    pub async fn run(self: &Arc<Self>, options: &RunOptions) -> RunSummary {
+        self.handle_signals();
         let jobs: Vec<String> = self
             .pipeline
             .jobs
@@ -580,7 +639,7 @@ impl Engine {
         let mut dirty: BTreeSet<String> = jobs.iter().cloned().collect();
         loop {
             let mut started = false;
-            if !self.cancel.is_cancelled() {
+            if !self.is_stopping() {
                 for job in &jobs {
                     if !dirty.contains(job) || !schedule::may_start(job, &concurrency, &running) {
                         continue;
@@ -609,10 +668,10 @@ impl Engine {
                 continue;
             }
             if tasks.is_empty() {
-                if !options.watch || self.cancel.is_cancelled() {
+                if !options.watch || self.is_stopping() {
                     break;
                 }
-                let mut cancelled = self.cancel.clone();
+                let mut cancelled = self.stopping.clone();
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                     () = cancelled.cancelled() => {}
@@ -625,7 +684,7 @@ impl Engine {
                 dirty.extend(dependents.get(&build.job).into_iter().flatten().cloned());
                 summary.builds.push((build.job.clone(), build.name, status));
             }
-            if options.watch {
+            if options.watch && !self.is_stopping() {
                 let due: BTreeSet<String> = self
                     .pipeline
                     .resources

@@ -214,7 +214,7 @@ impl Engine {
         });
         let _ = self.state().start_build(build.id);
         ctx.log("", "event", "build started");
-        let cancel = self.cancel.child();
+        let cancel = self.build_cancel(&job);
         let scope = Arc::new(self.var_scope());
         let plan = Step {
             loc: job.loc.clone(),

@@ -999,8 +999,17 @@ fn interrupt_aborts_the_build_and_runs_on_abort() {
         err.contains("another tributary is running with this state"),
         "{err}"
     );
+    // The first signal lets a build of a job that is not interruptible run on; the second
+    // aborts it.
     let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    let mut child = child;
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first signal ended the run"
+    );
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -1034,6 +1043,82 @@ fn interrupt_aborts_the_build_and_runs_on_abort() {
         texts.contains(&("".into(), "build aborted".into())),
         "{texts:?}"
     );
+    assert!(
+        texts
+            .iter()
+            .any(|(_, t)| t.starts_with("stopping: no new builds"))
+            && texts.contains(&("".into(), "aborting every running build".into())),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn shutdown_aborts_interruptible_builds_and_lets_the_others_finish() {
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1"]);
+    let marker = |name: &str| f.path().join(name).display().to_string();
+    let yaml = format!(
+        r#"
+resources:
+- name: thing
+  type: mock
+  source: {{file: ((file))}}
+jobs:
+- name: deploy
+  interruptible: true
+  plan:
+  - get: thing
+    trigger: true
+  - task: slow
+    config:
+      platform: linux
+      run: {{path: sh, args: [-c, 'touch {deploy}; sleep 30']}}
+- name: test
+  plan:
+  - get: thing
+    trigger: true
+  - task: steady
+    config:
+      platform: linux
+      run: {{path: sh, args: [-c, 'touch {test}; sleep 3; echo finished']}}
+- name: after
+  plan:
+  - get: thing
+    trigger: true
+    passed: [test]
+"#,
+        deploy = marker("deploy-started"),
+        test = marker("test-started"),
+    );
+    let engine = f.engine(&yaml, &[("file", &file)]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let running = engine.clone();
+    let handle = rt.spawn(async move { running.run(&RunOptions::default()).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !(Path::new(&marker("deploy-started")).exists()
+        && Path::new(&marker("test-started")).exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the builds never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = std::time::Instant::now();
+    engine.shutdown();
+    let summary = rt.block_on(handle).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // `after` would have run once `test` passed: a stopping run starts nothing new.
+    assert_eq!(
+        summary.builds,
+        [b("deploy", 1, Aborted), b("test", 1, Succeeded)]
+    );
+    assert!(log_text(&engine, "test", 1).contains("steady: finished"));
+    assert!(engine.is_stopping());
 }
 
 #[test]
