@@ -1,8 +1,26 @@
-//! Driving resources through the protocol: finding a type's implementation (our binary beside
-//! `tributary`, or a custom type's image fetched with registry-image and cached by digest),
-//! then spawning `check`, `in` or `out` with a JSON request on stdin.
+//! Driving resources through the protocol: finding a type's implementation (a base type's
+//! image or binary, or a custom type's image fetched with registry-image and cached by
+//! digest), then spawning `check`, `in` or `out` with a JSON request on stdin.
 //!
 //! Nothing here links a resource's code: the only contact is a child process.
+//!
+//! # Base types: our images, else our binaries
+//!
+//! Base types (`git`, `registry-image`, `registry-tag`, `nix-cache`, plus `time` and `mock`)
+//! run from the OCI image layouts `images build` writes (`<images>/<type>/`), as Concourse
+//! runs the base types shipped on its workers, when the runtime is bwrap or runc. The image
+//! directory is `--images DIR`, else `$TRIBUTARY_IMAGE_DIR`, else `<resource_dir>/images`, else
+//! `<resource_dir>/../images` (so `target/release/tributary` finds `target/images`). A layout
+//! is unpacked once into the rootfs cache (`<state>/images`, keyed by its manifest digest) and
+//! reused by later runs; its `/opt/resource/*` then run unprivileged, like a custom type's,
+//! in `/tmp/build/get`, `/tmp/build/put` or a scratch directory, with the host network and
+//! the image's CA bundle. With the host runtime, or without an image for the type, the
+//! `<type>-resource` binary beside `tributary` runs on the host; the run's notes say so once
+//! per type. A layout that is there but broken is an error naming its path.
+//!
+//! A `git` source whose `uri` is a local path (`..`, `/srv/repo.git`, `file://…`) names this
+//! machine's file system, which a container does not see: such calls run the host binary in
+//! the pipeline's directory (relative paths mean what they mean to the user), also noted.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +35,18 @@ use super::Engine;
 /// The base types, served by our own binaries (`<type>-resource`); one list with validation.
 pub use crate::load::BASE_TYPES;
 
+/// Environment variable naming the directory with our base types' image layouts.
+pub const IMAGE_DIR_ENV: &str = "TRIBUTARY_IMAGE_DIR";
+
+/// Whether a git `uri` names a local path (or `file://`) rather than a server, as the git
+/// resource tells them apart.
+pub fn is_local_git_uri(uri: &str) -> bool {
+    if let Some((scheme, _)) = uri.split_once("://") {
+        return scheme == "file";
+    }
+    uri.starts_with('/') || uri.starts_with('.') || !uri.contains(':')
+}
+
 /// How a resource type runs.
 #[derive(Clone, Debug)]
 pub enum TypeImpl {
@@ -28,6 +58,8 @@ pub enum TypeImpl {
         dir: PathBuf,
         /// Run privileged.
         privileged: bool,
+        /// The base type whose image this is (`None`: a custom type).
+        base: Option<String>,
     },
 }
 
@@ -107,6 +139,7 @@ impl Engine {
                 let imp = TypeImpl::Image {
                     dir,
                     privileged: custom.privileged,
+                    base: None,
                 };
                 if let Ok(mut types) = self.types.lock() {
                     types.insert(
@@ -116,15 +149,89 @@ impl Engine {
                 }
                 return Ok(imp);
             }
-            self.base_type(type_name)
+            self.resolve_base_type(type_name, Some(&log))
         })
     }
 
-    /// A base type's binary.
+    /// How a base type runs in this run: its image when the runtime is a container and
+    /// `<images>/<type>/` holds one, else the binary beside us (resolved once per run).
     pub fn base_type(&self, type_name: &str) -> Result<TypeImpl, String> {
+        self.resolve_base_type(type_name, None)
+    }
+
+    /// [`Engine::base_type`], saying in `log` (the first time) when the host binary runs.
+    fn resolve_base_type(
+        &self,
+        type_name: &str,
+        log: Option<&LogSink>,
+    ) -> Result<TypeImpl, String> {
         if !BASE_TYPES.contains(&type_name) {
             return Err(format!("unknown resource type {type_name}"));
         }
+        // Held while resolving: concurrent checks of one type unpack its image once.
+        let mut known = self.base_types.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(imp) = known.get(type_name) {
+            return Ok(imp.clone());
+        }
+        let container = self.runner.name() != "host";
+        let why_host = match self.image_dir() {
+            _ if !container => "the host runtime runs no images".to_owned(),
+            None => "no image directory (--images, TRIBUTARY_IMAGE_DIR, or images/ beside \
+                     the resource binaries)"
+                .to_owned(),
+            Some(images) => {
+                let layout = images.join(type_name);
+                if layout.exists() {
+                    let scratch = self.scratch_dir("layout")?;
+                    let image =
+                        crate::runner::layout::unpack_layout(&layout, &self.images, scratch.path())
+                            .map_err(|e| format!("resource type {type_name}: image {e}"))?;
+                    let how = if image.unpacked { "unpacked" } else { "cached" };
+                    self.note(&format!(
+                        "{type_name}: running from the image in {} ({}, {how})",
+                        layout.display(),
+                        image.digest
+                    ));
+                    let imp = TypeImpl::Image {
+                        dir: image.dir,
+                        privileged: false,
+                        base: Some(type_name.to_owned()),
+                    };
+                    known.insert(type_name.to_owned(), imp.clone());
+                    return Ok(imp);
+                }
+                format!("no image in {}", images.display())
+            }
+        };
+        let imp = self.host_binary(type_name)?;
+        let text = format!("{type_name}: {why_host}, running the host binary");
+        self.note(&text);
+        if let Some(log) = log {
+            log(crate::runner::Stream::Stderr, &text);
+        }
+        known.insert(type_name.to_owned(), imp.clone());
+        Ok(imp)
+    }
+
+    /// Where our base types' images are: `--images`, `$TRIBUTARY_IMAGE_DIR`,
+    /// `<resource_dir>/images`, `<resource_dir>/../images` (the first that is set or exists).
+    pub fn image_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.config.image_dir {
+            return Some(dir.clone());
+        }
+        if let Some(dir) = std::env::var_os(IMAGE_DIR_ENV) {
+            return Some(PathBuf::from(dir));
+        }
+        let beside = self.config.resource_dir.join("images");
+        if beside.is_dir() {
+            return Some(beside);
+        }
+        let above = self.config.resource_dir.join("../images");
+        above.is_dir().then_some(above)
+    }
+
+    /// A base type's binary beside us (built with cargo under `cargo run`).
+    fn host_binary(&self, type_name: &str) -> Result<TypeImpl, String> {
         let binary = self
             .config
             .resource_dir
@@ -140,6 +247,24 @@ impl Engine {
             ));
         }
         Ok(TypeImpl::Binary(binary))
+    }
+
+    /// The host binary for a `git` call whose `source.uri` is a local path (once per run).
+    fn git_for_local_path(&self, uri: &str, log: &LogSink) -> Result<TypeImpl, String> {
+        const KEY: &str = "git (local path)";
+        let mut known = self.base_types.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(imp) = known.get(KEY) {
+            return Ok(imp.clone());
+        }
+        let imp = self.host_binary("git")?;
+        let text = format!(
+            "git: source.uri {uri} is a local path, which a container cannot see: running the \
+             host binary"
+        );
+        self.note(&text);
+        log(crate::runner::Stream::Stderr, &text);
+        known.insert(KEY.to_owned(), imp.clone());
+        Ok(imp)
     }
 
     /// Fetches an image (`image_resource`, a custom type) as a rootfs, cached by digest; returns
@@ -158,7 +283,7 @@ impl Engine {
     ) -> super::BoxFuture<'a, Result<PathBuf, String>> {
         Box::pin(async move {
             let imp = if self_name == Some(type_name) {
-                self.base_type(type_name)?
+                self.resolve_base_type(type_name, Some(&log))?
             } else {
                 self.type_impl(type_name, log.clone(), cancel.clone())
                     .await?
@@ -260,6 +385,19 @@ impl Engine {
         cancel: Cancel,
     ) -> Result<Vec<u8>, String> {
         let stdin = serde_json::to_vec(&call.request).map_err(|e| e.to_string())?;
+        let local_git;
+        let imp = match imp {
+            TypeImpl::Image {
+                base: Some(base), ..
+            } if base == "git"
+                && let Some(uri) = call.request["source"]["uri"].as_str()
+                && is_local_git_uri(uri) =>
+            {
+                local_git = self.git_for_local_path(uri, &log)?;
+                &local_git
+            }
+            _ => imp,
+        };
         let (spec, runner) = match imp {
             TypeImpl::Binary(binary) => {
                 let mut args = vec![call.op.to_owned()];
@@ -281,7 +419,9 @@ impl Engine {
                 };
                 (spec, self.host.clone())
             }
-            TypeImpl::Image { dir, privileged } => {
+            TypeImpl::Image {
+                dir, privileged, ..
+            } => {
                 if self.runner.name() == "host" {
                     return Err(
                         "custom resource types need a container runtime (--runtime bwrap|runc)"

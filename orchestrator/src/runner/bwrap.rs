@@ -1,5 +1,6 @@
 //! The bubblewrap runner: a fresh writable rootfs, the build directory and mounts bound in, a
-//! PID namespace, a clean environment. Fast; no resource limits.
+//! PID namespace, a clean environment, the default capability set unless privileged (all of
+//! them then). Fast; no resource limits.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -65,6 +66,13 @@ pub fn bwrap_args(spec: &ProcessSpec, root: &Path) -> Vec<String> {
     }
     if spec.privileged {
         push(&["--cap-add", "ALL"]);
+    } else if rustix::process::geteuid().is_root() {
+        // bwrap run by root keeps every capability unless told otherwise (run by a user, it
+        // keeps none): an unprivileged container gets the default set, as under runc.
+        push(&["--cap-drop", "ALL"]);
+        for cap in super::runc::within_bounding_set(super::DEFAULT_CAPABILITIES) {
+            push(&["--cap-add", cap]);
+        }
     }
     push(&["--chdir", &container_cwd(spec), "--", &spec.path]);
     args.extend(spec.args.iter().cloned());

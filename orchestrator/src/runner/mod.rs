@@ -19,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 pub mod bwrap;
 mod cancel;
 pub mod host;
+pub mod layout;
 pub mod rootfs;
 pub mod runc;
 
@@ -199,6 +200,26 @@ impl Runtime {
         }
     }
 }
+
+/// The capabilities of an unprivileged container, on every runtime: the default set of
+/// containerd and Docker, which Concourse's workers give unprivileged containers too. A
+/// privileged container gets every capability in our bounding set.
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_MKNOD",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
 
 /// How long a cancelled child gets between SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);

@@ -1,6 +1,6 @@
 //! The runc runner: an OCI runtime bundle written by us (no terminal, host network, bind
-//! mounts, env, cwd, user, memory/CPU limits), run with `runc run` in the foreground and
-//! deleted afterwards.
+//! mounts, env, cwd, user, memory/CPU limits, the default capability set unless privileged),
+//! run with `runc run` in the foreground and deleted afterwards.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +39,7 @@ impl RuncRunner {
 }
 
 /// Every capability, in bit order (`CAP_CHOWN` is bit 0).
-const ALL_CAPABILITIES: &[&str] = &[
+pub(crate) const ALL_CAPABILITIES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",
@@ -78,12 +78,14 @@ const ALL_CAPABILITIES: &[&str] = &[
     "CAP_WAKE_ALARM",
     "CAP_BLOCK_SUSPEND",
     "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
-/// The capabilities of a privileged container: all of those in this process's bounding set
-/// (as Docker does for `--privileged`); asking runc for one outside it fails with "unable to
-/// apply caps" when we run inside a container that lacks some.
-fn privileged_capabilities() -> Vec<&'static str> {
+/// Those of `caps` in this process's bounding set: asking runc (or bwrap) for one outside it
+/// fails with "unable to apply caps" when we run inside a container that lacks some.
+pub(crate) fn within_bounding_set(caps: &[&'static str]) -> Vec<&'static str> {
     let bounding = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
@@ -92,12 +94,19 @@ fn privileged_capabilities() -> Vec<&'static str> {
                 .find_map(|l| l.strip_prefix("CapBnd:"))
                 .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         });
-    ALL_CAPABILITIES
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| bounding.is_none_or(|b| b >> bit & 1 == 1))
-        .map(|(_, cap)| *cap)
+    caps.iter()
+        .copied()
+        .filter(|cap| {
+            let bit = ALL_CAPABILITIES.iter().position(|c| c == cap);
+            bounding.is_none_or(|b| bit.is_some_and(|bit| b >> bit & 1 == 1))
+        })
         .collect()
+}
+
+/// The capabilities of a privileged container: all of those in this process's bounding set
+/// (as Docker does for `--privileged`).
+fn privileged_capabilities() -> Vec<&'static str> {
+    within_bounding_set(ALL_CAPABILITIES)
 }
 
 fn bind(source: &Path, dest: &str, readonly: bool) -> Result<oci_spec::runtime::Mount, RunError> {
@@ -156,17 +165,19 @@ pub fn bundle_config(spec: &ProcessSpec, root: &Path) -> Result<Spec, RunError> 
         process.user_mut().set_uid(uid);
         process.user_mut().set_gid(gid);
     }
-    if spec.privileged {
-        let all = privileged_capabilities();
-        let caps = serde_json::json!({
-            "bounding": all, "effective": all, "inheritable": all, "permitted": all,
-            "ambient": all,
-        });
-        let caps: LinuxCapabilities =
-            serde_json::from_value(caps).map_err(|e| RunError::Prepare(e.to_string()))?;
-        process.set_capabilities(Some(caps));
+    let caps = if spec.privileged {
         process.set_no_new_privileges(Some(false));
-    }
+        privileged_capabilities()
+    } else {
+        within_bounding_set(super::DEFAULT_CAPABILITIES)
+    };
+    let caps = serde_json::json!({
+        "bounding": caps, "effective": caps, "inheritable": caps, "permitted": caps,
+        "ambient": caps,
+    });
+    let caps: LinuxCapabilities =
+        serde_json::from_value(caps).map_err(|e| RunError::Prepare(e.to_string()))?;
+    process.set_capabilities(Some(caps));
     config.set_process(Some(process));
 
     let mut linux = config.linux().clone().unwrap_or_default();

@@ -273,3 +273,54 @@ async fn runc_enforces_the_memory_limit() {
     assert_eq!(r.finished.unwrap().exit_code, 0, "{:?}", r.lines);
     rootfs::finish_cleanups();
 }
+
+/// `CapEff` of a shell in a busybox container on `runner`, privileged or not.
+async fn effective_caps(runner: &dyn Runner, rootfs: &Path, work: &Path, privileged: bool) -> u64 {
+    let mut s = spec(
+        Some(rootfs),
+        work,
+        "sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status",
+    );
+    s.privileged = privileged;
+    s.capture_stdout = true;
+    let done = run(runner, &s, Cancel::new()).await.finished.unwrap();
+    assert_eq!(done.exit_code, 0, "{}: {}", runner.name(), done.stderr_tail);
+    let text = String::from_utf8(done.stdout).unwrap();
+    u64::from_str_radix(text.trim(), 16).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unprivileged_containers_get_the_default_capabilities_on_bwrap_and_runc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs = busybox_rootfs(tmp.path());
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let bit = |name: &str| {
+        1u64 << runc::ALL_CAPABILITIES
+            .iter()
+            .position(|c| *c == name)
+            .unwrap()
+    };
+    let default: u64 = runc::within_bounding_set(DEFAULT_CAPABILITIES)
+        .iter()
+        .map(|c| bit(c))
+        .sum();
+    let mut seen = Vec::new();
+    for runner in runners(&tmp.path().join("state")).iter().skip(1) {
+        let name = runner.name();
+        let plain = effective_caps(runner.as_ref(), &rootfs, &work, false).await;
+        let privileged = effective_caps(runner.as_ref(), &rootfs, &work, true).await;
+        assert_eq!(plain, default, "{name}: {plain:x}");
+        assert_eq!(plain & bit("CAP_SYS_ADMIN"), 0, "{name}: {plain:x}");
+        assert_ne!(
+            privileged & bit("CAP_SYS_ADMIN"),
+            0,
+            "{name}: {privileged:x}"
+        );
+        assert_eq!(privileged & plain, plain, "{name}");
+        seen.push((name, plain, privileged));
+    }
+    // Both runtimes agree, privileged or not.
+    assert_eq!(seen.len(), 2);
+    assert_eq!((seen[0].1, seen[0].2), (seen[1].1, seen[1].2), "{seen:x?}");
+}

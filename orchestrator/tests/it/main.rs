@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod base_images;
 mod cli;
 mod diagnostics;
 mod examples;
