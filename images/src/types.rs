@@ -38,6 +38,10 @@ pub const ALL: &[ResourceType] = &[
         name: "time",
         description: "Concourse time resource: versions on an interval or inside a daily window",
     },
+    ResourceType {
+        name: "mock",
+        description: "Concourse mock resource: versions and files without an outside world",
+    },
 ];
 
 /// The type called `name`, if we ship it.

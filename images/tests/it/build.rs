@@ -32,7 +32,14 @@ fn two_builds_from_one_commit_give_identical_images() {
     let types: Vec<_> = first.iter().map(|i| i.type_name.as_str()).collect();
     assert_eq!(
         types,
-        ["git", "registry-image", "registry-tag", "nix-cache", "time"]
+        [
+            "git",
+            "registry-image",
+            "registry-tag",
+            "nix-cache",
+            "time",
+            "mock"
+        ]
     );
     assert_eq!(digests(&first), digests(&second));
     for (one, two) in first.iter().zip(&second) {
@@ -233,7 +240,7 @@ fn command_line_errors_name_the_problem() {
     };
     check(
         &["--types", "git,s3"],
-        r#"error: --types: unknown type "s3" (known: git, registry-image, registry-tag, nix-cache, time)"#,
+        r#"error: --types: unknown type "s3" (known: git, registry-image, registry-tag, nix-cache, time, mock)"#,
     );
     check(
         &["--types", "git", "--ca-bundle", "/nonexistent/ca.crt"],

@@ -91,3 +91,64 @@ fn git_check_and_in_run_in_the_image_under_bwrap_and_runc() {
         );
     }
 }
+
+#[test]
+fn time_reads_zones_inside_its_image_without_zoneinfo() {
+    let out = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let image = build(out.path(), &["--types", "time"]).remove(0);
+    let rootfs = umoci_unpack(&image, &work.path().join("bundle"));
+    assert!(!rootfs.join("usr/share/zoneinfo").exists());
+    let request = r#"{"source":{"location":"America/New_York","interval":"1m"}}"#;
+    let answer = bwrap(&rootfs, &[], &["/opt/resource/check"], request);
+    assert_eq!(answer.code, Some(0), "{answer:?}");
+    let versions: serde_json::Value = serde_json::from_str(&answer.stdout).unwrap();
+    let time = versions[0]["time"].as_str().unwrap();
+    assert!(
+        time.ends_with("-05:00") || time.ends_with("-04:00"),
+        "New York's offset from the bundled database: {time}"
+    );
+}
+
+#[test]
+fn mock_mirror_self_copies_its_own_image_under_bwrap() {
+    let out = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let image = build(out.path(), &["--types", "mock"]).remove(0);
+    let rootfs = umoci_unpack(&image, &work.path().join("bundle"));
+    let dest = work.path().join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    let binds = vec![Bind {
+        host: dest.clone(),
+        container: "/tmp/build/get".into(),
+    }];
+    let request = r#"{"source":{"mirror_self":true},"version":{"version":"v1"}}"#;
+    let answer = bwrap(
+        &rootfs,
+        &binds,
+        &["/opt/resource/in", "/tmp/build/get"],
+        request,
+    );
+    assert_eq!(answer.code, Some(0), "{answer:?}");
+    let response: serde_json::Value = serde_json::from_str(&answer.stdout).unwrap();
+    assert_eq!(response["version"]["version"], "v1", "{answer:?}");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("metadata.json")).unwrap(),
+        "{\"env\":[\"MIRRORED_VERSION=v1\"],\"user\":\"root\"}\n"
+    );
+    let mirrored = dest.join("rootfs");
+    let binary = std::fs::read(mirrored.join("opt/resource/mock-resource")).unwrap();
+    assert_eq!(
+        binary,
+        std::fs::read(rootfs.join("opt/resource/mock-resource")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_link(mirrored.join("opt/resource/check")).unwrap(),
+        std::fs::read_link(rootfs.join("opt/resource/check")).unwrap()
+    );
+    assert!(mirrored.join("etc/passwd").is_file());
+    for empty in ["tmp", "proc", "dev"] {
+        let entries = std::fs::read_dir(mirrored.join(empty)).unwrap().count();
+        assert_eq!(entries, 0, "/{empty} is recreated empty");
+    }
+}
