@@ -710,6 +710,35 @@ impl Pipeline {
         None
     }
 
+    /// The worker tags a step asks for: its own `tags`, then its resource's, then those of the
+    /// resource's custom type and the types that type runs on; each once, in that order.
+    pub fn worker_tags(&self, step_tags: &[String], resource: Option<&str>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |tags: &[String]| {
+            for tag in tags {
+                if !out.contains(tag) {
+                    out.push(tag.clone());
+                }
+            }
+        };
+        add(step_tags);
+        if let Some(r) = resource.and_then(|name| self.resource(name)) {
+            add(&r.tags);
+            let mut name = r.type_.as_str();
+            for _ in 0..self.resource_types.len() {
+                let Some(t) = self.resource_type(name) else {
+                    break;
+                };
+                add(&t.tags);
+                if t.type_ == t.name {
+                    break;
+                }
+                name = &t.type_;
+            }
+        }
+        out
+    }
+
     /// A resource's `source` with its type's `defaults` shallow-merged underneath.
     pub fn source_with_defaults(&self, resource: &Resource) -> Object {
         with_defaults(self.resource_type(&resource.type_), &resource.source)
@@ -1140,6 +1169,55 @@ mod tests {
                 put(inputs.clone(), params.clone()).input_artifacts(&available),
                 want,
                 "{inputs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn worker_tags_come_from_the_step_its_resource_and_its_types() {
+        let yaml = r#"
+resource_types:
+- name: mine
+  type: other
+  source: {repository: x}
+  tags: [gpu, arm]
+- name: other
+  type: registry-image
+  source: {repository: y}
+  tags: [dc1]
+resources:
+- name: plain
+  type: git
+  source: {uri: /r}
+- name: tagged
+  type: mine
+  tags: [arm, big]
+jobs:
+- name: j
+  plan:
+  - get: plain
+  - get: tagged
+"#;
+        let loaded = crate::load::load_str(yaml, "p.yml", &crate::vars::StaticVars::default());
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        let p = &loaded.pipeline;
+        let tags = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases: &[(&[&str], Option<&str>, &[&str])] = &[
+            (&[], None, &[]),
+            (&["fast"], None, &["fast"]),
+            (&[], Some("plain"), &[]),
+            (
+                &["fast"],
+                Some("tagged"),
+                &["fast", "arm", "big", "gpu", "dc1"],
+            ),
+            (&[], Some("nowhere"), &[]),
+        ];
+        for (step, resource, want) in cases {
+            assert_eq!(
+                p.worker_tags(&tags(step), *resource),
+                tags(want),
+                "{step:?} {resource:?}"
             );
         }
     }

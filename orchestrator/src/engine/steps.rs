@@ -393,6 +393,22 @@ pub(crate) fn run_step<'a>(
     })
 }
 
+/// Says once per step that its worker tags (the step's, its resource's and its resource
+/// type's) were ignored: tributary has one local worker, without tags.
+fn note_ignored_tags(ctx: &BuildCtx, step: &str, step_tags: &[String], resource: Option<&str>) {
+    let tags = ctx.engine.pipeline.worker_tags(step_tags, resource);
+    if !tags.is_empty() {
+        ctx.log(
+            step,
+            "event",
+            &format!(
+                "tags [{}] ignored: tributary runs every step on its one local worker, which has no tags",
+                tags.join(", ")
+            ),
+        );
+    }
+}
+
 fn report(ctx: &BuildCtx, step: &str, result: Result<Outcome, String>) -> Outcome {
     match result {
         Ok(outcome) => {
@@ -573,6 +589,7 @@ async fn get_step(
     cancel: Cancel,
 ) -> Result<Outcome, String> {
     let resource = get.resource_name();
+    note_ignored_tags(ctx, &get.name, &get.tags, Some(resource));
     let engine = &ctx.engine;
     if let Some(dir) = engine.config.overrides.get(resource) {
         ctx.log(
@@ -646,6 +663,7 @@ async fn put_step(
 ) -> Result<Outcome, String> {
     let engine = &ctx.engine;
     let resource = put.resource_name();
+    note_ignored_tags(ctx, &put.name, &put.tags, Some(resource));
     let r = engine
         .pipeline
         .resource(resource)
@@ -794,6 +812,7 @@ async fn task_step(
     cancel: Cancel,
 ) -> Result<Outcome, String> {
     let engine = &ctx.engine;
+    note_ignored_tags(ctx, &task.name, &task.tags, None);
     let config = task_config(ctx, task, scope)?;
     let run = config.run.clone().ok_or("task config has no run")?;
     // The image: an artifact, an image_resource, or none (the host).

@@ -554,6 +554,57 @@ fn var_sources_resolve_at_build_time_and_are_redacted() {
 }
 
 #[test]
+fn worker_tags_are_ignored_once_per_step_and_the_steps_run() {
+    let f = Fixture::new();
+    let file = f.versions_file(&["v1"]);
+    let yaml = r#"
+resources:
+- name: thing
+  type: mock
+  source: {file: ((file))}
+  tags: [linux]
+- name: sink
+  type: mock
+  source: {file: ((file))-sink}
+jobs:
+- name: job
+  plan:
+  - get: thing
+    trigger: true
+    tags: [big, linux]
+  - task: t
+    tags: [gpu]
+    config:
+      platform: linux
+      inputs: [{name: thing}]
+      run: {path: sh, args: [-ec, 'echo "ran with $(cat thing/ref)"']}
+  - task: untagged
+    config:
+      platform: linux
+      run: {path: "true"}
+  - put: sink
+    tags: [dc1]
+    params: {value: shipped}
+"#;
+    let engine = f.engine(yaml, &[("file", &file)]);
+    assert_eq!(run(&engine), [b("job", 1, Succeeded)]);
+    let log = log_text(&engine, "job", 1);
+    let why = "ignored: tributary runs every step on its one local worker, which has no tags";
+    let noted: Vec<&str> = log.lines().filter(|l| l.contains(why)).collect();
+    assert_eq!(
+        noted,
+        [
+            format!("thing: tags [big, linux] {why}"),
+            format!("t: tags [gpu] {why}"),
+            format!("sink: tags [dc1] {why}"),
+        ],
+        "{log}"
+    );
+    assert!(log.contains("t: ran with v1"), "{log}");
+    assert!(log.contains("sink: pushed"), "{log}");
+}
+
+#[test]
 fn bad_input_errors_the_build_naming_it() {
     let table: &[(&str, &str)] = &[
         (
