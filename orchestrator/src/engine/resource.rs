@@ -159,7 +159,8 @@ impl Engine {
         self.resolve_base_type(type_name, None)
     }
 
-    /// [`Engine::base_type`], saying in `log` (the first time) when the host binary runs.
+    /// [`Engine::base_type`], saying in `log` (else in the run's notes), the first time, when
+    /// the host binary runs.
     fn resolve_base_type(
         &self,
         type_name: &str,
@@ -205,9 +206,9 @@ impl Engine {
         };
         let imp = self.host_binary(type_name)?;
         let text = format!("{type_name}: {why_host}, running the host binary");
-        self.note(&text);
-        if let Some(log) = log {
-            log(crate::runner::Stream::Stderr, &text);
+        match log {
+            Some(log) => log(crate::runner::Stream::Stderr, &text),
+            None => self.note(&text),
         }
         known.insert(type_name.to_owned(), imp.clone());
         Ok(imp)
@@ -261,7 +262,6 @@ impl Engine {
             "git: source.uri {uri} is a local path, which a container cannot see: running the \
              host binary"
         );
-        self.note(&text);
         log(crate::runner::Stream::Stderr, &text);
         known.insert(KEY.to_owned(), imp.clone());
         Ok(imp)

@@ -58,41 +58,59 @@ fn binaries() -> PathBuf {
     .clone()
 }
 
-/// OCI layouts of `git`, `registry-image` and `registry-tag` (`<dir>/<type>/`), built once per
-/// test process from [`binaries`].
+/// OCI layouts of `git`, `registry-image` and `registry-tag` (`<dir>/<type>/`), built from
+/// [`binaries`] once per test process.
 fn images() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = tempfile::tempdir().unwrap().keep();
-        let options = images::build::BuildOptions {
-            out: out.clone(),
-            binaries: binaries(),
-            types: ["git", "registry-image", "registry-tag"]
-                .iter()
-                .map(|t| images::types::by_name(t).unwrap())
-                .collect(),
-            source_date_epoch: 0,
-            version: "0.1.0".into(),
-            revision: "0123456789abcdef0123456789abcdef01234567".into(),
-            source: "https://github.com/tributary-ci/tributary".into(),
-            licenses: "Apache-2.0".into(),
-            repo_prefix: "tributary".into(),
-            ca_bundle: "/etc/ssl/certs/ca-certificates.crt".into(),
-            strip: true,
-        };
-        images::build::build_images(&options).unwrap();
-        out
-    })
-    .clone()
+    images_of(&["git", "registry-image", "registry-tag"])
+}
+
+/// The git image only (what most tests need; building is the slow part).
+fn git_image() -> PathBuf {
+    images_of(&["git"])
+}
+
+fn images_of(types: &[&str]) -> PathBuf {
+    static BUILT: std::sync::Mutex<BTreeMap<String, PathBuf>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap();
+    let key = types.join(",");
+    if let Some(dir) = built.get(&key) {
+        return dir.clone();
+    }
+    let out = tempfile::tempdir().unwrap().keep();
+    let options = images::build::BuildOptions {
+        out: out.clone(),
+        binaries: binaries(),
+        types: types
+            .iter()
+            .map(|t| images::types::by_name(t).unwrap())
+            .collect(),
+        source_date_epoch: 0,
+        version: "0.1.0".into(),
+        revision: "0123456789abcdef0123456789abcdef01234567".into(),
+        source: "https://github.com/tributary-ci/tributary".into(),
+        licenses: "Apache-2.0".into(),
+        repo_prefix: "tributary".into(),
+        ca_bundle: "/etc/ssl/certs/ca-certificates.crt".into(),
+        strip: true,
+    };
+    images::build::build_images(&options).unwrap();
+    built.insert(key, out.clone());
+    out
 }
 
 /// A copy of one image's layout (tests that damage a layout get their own).
 fn copy_layout(type_name: &str, to: &Path) -> PathBuf {
     let dest = to.join(type_name);
+    let built = if type_name == "git" {
+        git_image()
+    } else {
+        images()
+    };
     let out = resource_protocol::process::output_checked(
         resource_protocol::process::command("cp", to)
             .arg("-a")
-            .arg(images().join(type_name))
+            .arg(built.join(type_name))
             .arg(&dest),
     );
     out.unwrap();
@@ -319,7 +337,7 @@ fn engine_again(
 
 #[test]
 fn the_host_runtime_and_a_missing_image_run_the_binary() {
-    let images = images();
+    let images = git_image();
     let empty_images = tempfile::tempdir().unwrap();
     let cases: &[(Runtime, &Path)] = &[
         // Images present, but the host runtime runs none.
@@ -519,4 +537,58 @@ fn the_rebuild_examples_registry_tag_type_runs_from_our_pushed_image() {
             hub.requests()
         );
     }
+}
+
+#[test]
+fn a_local_git_path_runs_the_host_binary_even_with_an_image() {
+    // `uri: ./r.git` as in `examples/hello-local.yml`: relative to the pipeline's directory,
+    // which a container cannot see.
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("r.git");
+    init_bare(&bare);
+    let first = commit_files(&bare, &[("app.txt", "local\n")], "first");
+    for runtime in [Runtime::Bwrap, Runtime::Runc] {
+        let name = runtime.name();
+        let state = tempfile::tempdir_in(dir.path()).unwrap();
+        let engine = engine_in(dir.path(), state.path(), runtime);
+        assert_eq!(
+            run(&engine),
+            [("ship".to_owned(), 1, BuildStatus::Succeeded)],
+            "{name}: {}",
+            log_text(&engine, "ship", 1)
+        );
+        assert_eq!(git(&bare, &["rev-parse", "shipped^"]), first, "{name}");
+        let types = engine.base_types.lock().unwrap().clone();
+        assert!(
+            matches!(types["git (local path)"], TypeImpl::Binary(ref b) if *b == binaries().join("git-resource")),
+            "{name}: {types:?}"
+        );
+        // The type itself resolved to its image; only local-path calls left it.
+        assert!(
+            matches!(types["git"], TypeImpl::Image { .. }),
+            "{name}: {types:?}"
+        );
+    }
+}
+
+/// An engine whose pipeline directory is `pipeline_dir`, with state in `state_dir`.
+fn engine_in(pipeline_dir: &Path, state_dir: &Path, runtime: Runtime) -> Arc<Engine> {
+    let loaded = tributary::load_str(
+        &pipeline("./r.git"),
+        "pipeline.yml",
+        &tributary::StaticVars::default(),
+    );
+    let config = EngineConfig {
+        runtime,
+        state_dir: state_dir.join(".tributary"),
+        resource_dir: binaries(),
+        image_dir: Some(git_image()),
+        overrides: BTreeMap::new(),
+        output: OutputMode::Quiet,
+        pipeline_name: "test".into(),
+        grace: Duration::from_millis(300),
+        db: None,
+        pipeline_dir: pipeline_dir.to_owned(),
+    };
+    Engine::new(loaded.pipeline, &loaded.redact, config).unwrap()
 }
