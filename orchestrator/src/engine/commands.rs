@@ -14,9 +14,11 @@ use clap::Args;
 
 use crate::cli::VarFlags;
 use crate::load::{self, Loaded};
-use crate::model::{Job, JobHooks, Pipeline, Step, StepKind, TaskStep};
+use crate::model::{
+    GetStep, InParallelStep, Job, JobHooks, Pipeline, Step, StepKind, TaskConfig, TaskStep,
+};
 use crate::runner::Runtime;
-use crate::state::{BuildStatus, State};
+use crate::state::{BuildStatus, BuildVersion, State};
 use crate::vars::{StaticVars, VarOptions};
 
 use super::{Engine, EngineConfig, OutputMode, RunOptions};
@@ -93,9 +95,15 @@ pub struct ExecuteArgs {
     /// Where to copy an output `name=dir` (repeatable).
     #[arg(short = 'o', long = "output", value_name = "NAME=DIR")]
     pub outputs: Vec<String>,
-    /// A rootfs directory to run in (instead of the config's image_resource).
-    #[arg(long, value_name = "DIR")]
+    /// A rootfs directory to run in (instead of the config's image_resource); with `-j`, the
+    /// name of one of the job's inputs may be given instead, fetched and used as the rootfs.
+    #[arg(long, value_name = "DIR|INPUT")]
     pub image: Option<PathBuf>,
+    /// Fetch the task's inputs not given with `-i` like the get steps of the same name in
+    /// `JOB` of the pipeline file `PIPELINE`, with the versions its next build would use
+    /// (fly's `--inputs-from`).
+    #[arg(short = 'j', long = "inputs-from", value_name = "PIPELINE/JOB")]
+    pub inputs_from: Option<String>,
     /// Run privileged.
     #[arg(long)]
     pub privileged: bool,
@@ -366,8 +374,20 @@ pub fn execute(args: ExecuteArgs) -> u8 {
             (k, std::fs::canonicalize(&dir).unwrap_or(dir))
         })
         .collect();
-    // Like fly: a task with one input and no -i gets the current directory.
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e),
+    };
+    let from_job = match &args.inputs_from {
+        Some(spec) => match rt.block_on(inputs_from(spec, &args, &config, &preset)) {
+            Ok(from) => Some(from),
+            Err(e) => return fail(&e),
+        },
+        None => None,
+    };
+    // Like fly: a task with one input and no -i (nor -j) gets the current directory.
     if preset.is_empty()
+        && from_job.is_none()
         && let [only] = config.inputs.as_slice()
     {
         let here = PathBuf::from(".");
@@ -376,13 +396,18 @@ pub fn execute(args: ExecuteArgs) -> u8 {
             std::path::absolute(&here).unwrap_or(here),
         );
     }
-    let image = args.image.as_ref().map(|_| "image".to_string());
-    if let Some(dir) = &args.image {
-        preset.insert(
-            "image".into(),
-            std::path::absolute(dir).unwrap_or(dir.clone()),
-        );
-    }
+    let from_job = from_job.unwrap_or_default();
+    let image = match (&from_job.image, &args.image) {
+        (Some(input), _) => Some(input.clone()),
+        (None, Some(dir)) => {
+            preset.insert(
+                "image".into(),
+                std::path::absolute(dir).unwrap_or(dir.clone()),
+            );
+            Some("image".to_string())
+        }
+        (None, None) => None,
+    };
     let exports: BTreeMap<String, PathBuf> = outputs
         .into_iter()
         .map(|(k, v)| {
@@ -407,11 +432,23 @@ pub fn execute(args: ExecuteArgs) -> u8 {
             tags: Vec::new(),
         })),
     };
+    let mut plan = Vec::new();
+    if !from_job.gets.is_empty() {
+        plan.push(Step {
+            loc: loc.clone(),
+            kind: StepKind::InParallel(InParallelStep {
+                steps: from_job.gets.clone(),
+                limit: None,
+                fail_fast: false,
+            }),
+        });
+    }
+    plan.push(task);
     let job = Job {
         loc,
         name: "execute".into(),
         old_name: None,
-        plan: vec![task],
+        plan,
         serial: false,
         serial_groups: Vec::new(),
         max_in_flight: None,
@@ -423,29 +460,159 @@ pub fn execute(args: ExecuteArgs) -> u8 {
     };
     let pipeline = Pipeline {
         jobs: vec![job],
-        ..Pipeline::default()
+        ..from_job.pipeline
     };
     // Builds live in `.tributary` beside the task file (removed after); images stay cached.
     let engine_config = match config_for(&args.config, &args.engine) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    let state = match State::open_in_memory() {
+    let mut state = match State::open_in_memory() {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
-    let engine = Engine::with_state(pipeline, &vars.redaction_set(), engine_config, state);
-    let build = match engine.state().create_build("execute", &[]) {
+    // The versions chosen from the job's state become this build's scheduled inputs.
+    let mut scheduled = Vec::new();
+    for (name, resource, version) in &from_job.versions {
+        match state.save_checked_versions(resource, std::slice::from_ref(version)) {
+            Ok(ids) => scheduled.push(BuildVersion {
+                name: name.clone(),
+                resource: resource.clone(),
+                version_id: ids[0],
+            }),
+            Err(e) => return fail(&e.to_string()),
+        }
+    }
+    let build = match state.create_build("execute", &scheduled) {
         Ok(b) => b,
         Err(e) => return fail(&e.to_string()),
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&e),
-    };
+    let mut redact = vars.redaction_set();
+    redact.extend(from_job.redact);
+    let engine = Engine::with_state(pipeline, &redact, engine_config, state);
     let status = rt.block_on(engine.run_build_with(&build, preset, &exports));
     crate::runner::rootfs::finish_cleanups();
     status_code(status)
+}
+
+/// What `execute -j PIPELINE/JOB` takes from the job.
+#[derive(Default)]
+struct FromJob {
+    /// The pipeline's resources, resource types and var sources (no jobs).
+    pipeline: Pipeline,
+    /// Values to hide (the pipeline's vars).
+    redact: BTreeSet<String>,
+    /// The job's get steps to run (no `passed:`, no trigger).
+    gets: Vec<Step>,
+    /// The version of each get (name, resource, version); overridden resources have none.
+    versions: Vec<(String, String, resource_protocol::Version)>,
+    /// `--image INPUT`: the get whose artifact is the task's rootfs.
+    image: Option<String>,
+}
+
+/// `execute -j PIPELINE/JOB`: the job's get steps named like the task's inputs (those not
+/// given with `-i`, and `--image INPUT`), with the versions the job's next build would get,
+/// else the resource's newest; a resource without versions is checked first.
+async fn inputs_from(
+    spec: &str,
+    args: &ExecuteArgs,
+    config: &TaskConfig,
+    preset: &BTreeMap<String, PathBuf>,
+) -> Result<FromJob, String> {
+    let (path, job_name) = spec
+        .rsplit_once('/')
+        .filter(|(p, j)| !p.is_empty() && !j.is_empty())
+        .ok_or_else(|| format!("-j {spec}: expected PIPELINE/JOB"))?;
+    let path = PathBuf::from(path);
+    let loaded =
+        load_pipeline(&path, &args.vars).ok_or_else(|| format!("-j {spec}: invalid pipeline"))?;
+    let job = loaded
+        .pipeline
+        .job(job_name)
+        .ok_or_else(|| format!("-j {spec}: no job {job_name} in {}", path.display()))?;
+    let gets: BTreeMap<String, (Step, GetStep)> = job
+        .gets()
+        .into_iter()
+        .map(|(step, get)| (get.name.clone(), (step.clone(), get.clone())))
+        .collect();
+    let image = args
+        .image
+        .as_ref()
+        .and_then(|p| p.to_str())
+        .filter(|name| gets.contains_key(*name))
+        .map(str::to_owned);
+    let mut wanted: Vec<String> = config
+        .inputs
+        .iter()
+        .filter(|i| !preset.contains_key(&i.name) && gets.contains_key(&i.name))
+        .map(|i| i.name.clone())
+        .collect();
+    if let Some(name) = &image
+        && !wanted.contains(name)
+    {
+        wanted.push(name.clone());
+    }
+    let redact = loaded.redact.clone();
+    let engine = engine_for(&path, loaded, &args.engine)?;
+    let mut steps = Vec::new();
+    let mut versions = Vec::new();
+    let mut pending = Vec::new();
+    for name in &wanted {
+        let (step, get) = &gets[name];
+        let resource = get.resource_name().to_owned();
+        // The get alone: no `passed:`, no trigger; the version is scheduled below.
+        let mut only = get.clone();
+        only.passed.clear();
+        only.trigger = false;
+        only.version = None;
+        steps.push(Step {
+            loc: step.loc.clone(),
+            kind: StepKind::Get(only),
+        });
+        if engine.config.overrides.contains_key(&resource) {
+            continue;
+        }
+        let known = engine
+            .state()
+            .versions(&resource)
+            .map_err(|e| e.to_string())?;
+        if known.is_empty() {
+            engine
+                .check_resource(&resource)
+                .await
+                .map_err(|e| format!("-j {spec}: check of {resource}: {e}"))?;
+        }
+        pending.push((name.clone(), resource));
+    }
+    let next = engine.next_inputs(job_name).unwrap_or_default();
+    for (name, resource) in pending {
+        let state = engine.state();
+        let stored = match next.get(&name) {
+            Some(id) => state.version(*id).map_err(|e| e.to_string())?.map(|v| v.1),
+            None => state
+                .newest_version(&resource)
+                .map_err(|e| e.to_string())?
+                .map(|v| v.version),
+        };
+        let version = stored.ok_or_else(|| {
+            format!("-j {spec}: input {name}: resource {resource} has no versions")
+        })?;
+        versions.push((name, resource, version));
+    }
+    let pipeline = Pipeline {
+        loc: engine.pipeline.loc.clone(),
+        resource_types: engine.pipeline.resource_types.clone(),
+        resources: engine.pipeline.resources.clone(),
+        var_sources: engine.pipeline.var_sources.clone(),
+        ..Pipeline::default()
+    };
+    Ok(FromJob {
+        pipeline,
+        redact,
+        gets: steps,
+        versions,
+        image,
+    })
 }
 
 /// `tributary check`: one check; prints the versions it answered.

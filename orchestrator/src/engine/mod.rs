@@ -509,6 +509,14 @@ impl Engine {
         Ok(snapshot)
     }
 
+    /// The versions the job's next build would get, per get name, from the state as it is
+    /// (nothing is checked or created); an error when they do not resolve.
+    pub fn next_inputs(&self, job: &str) -> Result<schedule::NextInputs, String> {
+        let inputs = self.job_inputs(job).map_err(|e| e.to_string())?;
+        let snapshot = self.snapshot(job, &inputs).map_err(|e| e.to_string())?;
+        schedule::resolve_next_inputs(&inputs, &snapshot).map_err(|e| format!("job {job}: {e}"))
+    }
+
     /// Creates the job's next build when its inputs resolve (and, unless `manual`, trigger).
     pub fn plan_build(&self, job: &str, manual: bool) -> Result<Option<Build>, String> {
         let inputs = self.job_inputs(job).map_err(|e| e.to_string())?;

@@ -1255,6 +1255,109 @@ jobs:
 }
 
 #[test]
+fn execute_takes_inputs_from_a_job_its_next_versions_overrides_and_an_image_input() {
+    let f = Fixture::new();
+    f.git(&["init", "-q", "-b", "main"]);
+    f.commit("app.txt", "v1");
+    let repo = f.path().join("repo").display().to_string();
+    std::fs::write(
+        f.path().join("pipeline.yml"),
+        r#"
+resources:
+- name: repo
+  type: git
+  source: {uri: ((repo)), branch: main}
+jobs:
+- name: unit
+  plan:
+  - get: repo
+    trigger: true
+- name: ship
+  plan:
+  - get: repo
+    trigger: true
+    passed: [unit]
+- name: build
+  plan:
+  - get: repo
+  - get: image
+    resource: repo
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        f.path().join("task.yml"),
+        "platform: linux\ninputs: [{name: repo}]\noutputs: [{name: out}]\n\
+         run: {path: /bin/sh, args: [-c, '/bin/cat repo/app.txt > out/app; /bin/cat /etc/marker >> out/app 2>/dev/null; true']}\n",
+    )
+    .unwrap();
+    let var = format!("repo={repo}");
+    let tributary = |args: &[&str]| {
+        let out = resource_protocol::process::command(tributary_binary(), f.path())
+            .args(args)
+            .args(["-v", &var])
+            .env(RESOURCE_DIR_ENV, resource_dir())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        err
+    };
+    let execute = |job: &str, extra: &[&str]| {
+        let result = f.path().join(format!(
+            "result-{}-{}",
+            job.replace('/', "-"),
+            extra.join("-").replace('/', "-")
+        ));
+        let out = format!("out={}", result.display());
+        let mut args = vec!["execute", "-c", "task.yml", "-j", job, "-o", &out];
+        args.extend(extra);
+        if !extra.contains(&"--runtime") {
+            args.extend(["--runtime", "host"]);
+        }
+        let log = tributary(&args);
+        std::fs::read_to_string(result.join("app"))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}\n{log}"))
+    };
+    // No state yet: the resource is checked first.
+    assert_eq!(execute("pipeline.yml/ship", &[]), "v1");
+    tributary(&["run", "pipeline.yml", "--runtime", "host"]);
+    f.commit("app.txt", "v2");
+    tributary(&["check", "pipeline.yml", "repo"]);
+    // ship's next inputs must have passed unit, which only built v1; unit takes the newest.
+    assert_eq!(execute("pipeline.yml/ship", &[]), "v1");
+    assert_eq!(execute("pipeline.yml/unit", &[]), "v2");
+    // --override wins over the job's version; -i over the job's get.
+    std::fs::create_dir_all(f.path().join("local")).unwrap();
+    std::fs::write(f.path().join("local/app.txt"), "local").unwrap();
+    assert_eq!(
+        execute("pipeline.yml/unit", &["--override", "repo=local"]),
+        "local"
+    );
+    assert_eq!(
+        execute("pipeline.yml/unit", &["-i", "repo=local", "-v", "x=y"]),
+        "local"
+    );
+    // --image INPUT: the job's input becomes the task's rootfs (a busybox tree in the repo).
+    let rootfs = f.path().join("repo/rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::copy("/usr/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    f.commit("rootfs/etc/marker", "from the image input");
+    tributary(&["check", "pipeline.yml", "repo"]);
+    assert_eq!(
+        execute(
+            "pipeline.yml/build",
+            &["--image", "image", "--runtime", "bwrap"]
+        ),
+        "v2from the image input"
+    );
+}
+
+#[test]
 fn execute_check_and_versions_commands() {
     let f = Fixture::new();
     let file = f.versions_file(&["v1", "v2"]);

@@ -246,7 +246,45 @@ fn engine_commands_report_missing_files_as_bad_input() {
         (&["builds", "p.yml"], "no state yet"),
         (&["logs", "p.yml", "j"], "no state yet"),
         (&["versions", "p.yml", "r"], "no state yet"),
+        (
+            &["execute", "-c", "t.yml", "-j", "ok.yml"],
+            "-j ok.yml: expected PIPELINE/JOB",
+        ),
+        (
+            &["execute", "-c", "t.yml", "-j", "ok.yml/"],
+            "-j ok.yml/: expected PIPELINE/JOB",
+        ),
+        (
+            &["execute", "-c", "t.yml", "-j", "p.yml/unit"],
+            "-j p.yml/unit: invalid pipeline",
+        ),
+        (
+            &["execute", "-c", "t.yml", "-j", "ok.yml/nope"],
+            "-j ok.yml/nope: no job nope in ok.yml",
+        ),
+        (
+            &[
+                "execute",
+                "-c",
+                "t.yml",
+                "-j",
+                "ok.yml/unit",
+                "--override",
+                "x=.",
+            ],
+            "--override x: no such resource",
+        ),
     ];
+    std::fs::write(
+        dir.path().join("t.yml"),
+        "platform: linux\nrun: {path: \"true\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ok.yml"),
+        "resources:\n- name: repo\n  type: git\n  source: {uri: /nowhere}\njobs:\n- name: unit\n  plan:\n  - get: repo\n",
+    )
+    .unwrap();
     for (args, want) in cases {
         let out = tributary()
             .current_dir(dir.path())
