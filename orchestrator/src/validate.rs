@@ -197,6 +197,7 @@ pub fn validate(pipeline: &Pipeline) -> Vec<Diagnostic> {
     }
     identifiers(pipeline, &mut out);
     var_sources(pipeline, &mut out);
+    undeclared_var_sources(pipeline, &mut out);
 
     for r in &pipeline.resources {
         if !used.contains(r.name.as_str()) {
@@ -323,6 +324,54 @@ fn var_sources(pipeline: &Pipeline, out: &mut Vec<Diagnostic>) {
                     found.var
                 ),
             ));
+        }
+    }
+}
+
+/// Warns (once per name) about `((source:path))` vars in resources, resource types and steps
+/// whose source `var_sources` does not declare: builds that use them error.
+fn undeclared_var_sources(pipeline: &Pipeline, out: &mut Vec<Diagnostic>) {
+    let declared: HashSet<&str> = pipeline
+        .var_sources
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    let mut scanned: Vec<(Loc, serde_json::Value)> = Vec::new();
+    for t in &pipeline.resource_types {
+        scanned.push((t.loc.clone(), serde_json::Value::Object(t.source.clone())));
+    }
+    for r in &pipeline.resources {
+        scanned.push((r.loc.clone(), serde_json::Value::Object(r.source.clone())));
+    }
+    for job in &pipeline.jobs {
+        job.walk_steps(&mut |step| match &step.kind {
+            StepKind::Get(_) | StepKind::Put(_) | StepKind::Task(_) | StepKind::SetPipeline(_) => {
+                scanned.push((step.loc.clone(), step.to_json()));
+            }
+            StepKind::Across(a) => scanned.push((
+                step.loc.clone(),
+                serde_json::Value::Array(a.vars.iter().map(|v| v.values.clone()).collect()),
+            )),
+            _ => {}
+        });
+    }
+    let mut warned = HashSet::new();
+    for (loc, value) in scanned {
+        let mut strings = Vec::new();
+        collect_strings(&value, &mut strings);
+        for found in strings.iter().flat_map(|s| vars::find_refs(s)) {
+            let Some(source) = found.var.source.as_deref() else {
+                continue;
+            };
+            if source != "." && !declared.contains(source) && warned.insert(source.to_owned()) {
+                out.push(Diagnostic::warning(
+                    &loc,
+                    format!(
+                        "{} uses var source `{source}`, which var_sources does not declare; builds that use it will error",
+                        found.var
+                    ),
+                ));
+            }
         }
     }
 }

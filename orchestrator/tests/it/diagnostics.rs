@@ -374,6 +374,14 @@ fn warnings() {
             &["p.yml:6:3: warning: `build_logs_to_retain` is deprecated; use `build_log_retention: {builds: N}`"],
         ),
         (
+            "a var source nobody declared, warned once",
+            "resources:\n- name: r\n  type: git\n  source: {uri: ((vault:repo.uri)), key: ((vault:key))}\njobs:\n- name: j\n  plan:\n  - get: r\n  - task: t\n    file: r/t.yml\n    params: {A: ((.:r.ref)), B: ((creds:b)), C: ((vault:c))}\n".into(),
+            &[
+                "p.yml:2:3: warning: ((vault:key)) uses var source `vault`, which var_sources does not declare; builds that use it will error",
+                "p.yml:9:5: warning: ((creds:b)) uses var source `creds`, which var_sources does not declare; builds that use it will error",
+            ],
+        ),
+        (
             "var source of a type tributary cannot reach",
             format!("var_sources:\n- name: vault\n  type: vault\n  config: {{url: https://v}}\nresources:\n- name: r\n  type: git\n{job}"),
             &["p.yml:2:3: warning: var_sources vault: type vault is not supported by tributary; builds that use ((vault:…)) will error"],
