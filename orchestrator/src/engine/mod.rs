@@ -766,8 +766,10 @@ impl Engine {
         users
     }
 
-    /// One manual build of `job`: checks its inputs without `passed:`, then runs it.
+    /// One manual build of `job`: checks its inputs without `passed:`, then runs it. Signals
+    /// work as in [`Engine::run`].
     pub async fn trigger(self: &Arc<Self>, job: &str) -> Result<(Build, BuildStatus), String> {
+        self.handle_signals();
         let inputs = self.job_inputs(job).map_err(|e| e.to_string())?;
         let to_check: BTreeSet<String> = inputs
             .iter()
@@ -775,6 +777,9 @@ impl Engine {
             .map(|i| i.resource.clone())
             .collect();
         self.check_all(Some(&to_check)).await;
+        if self.is_stopping() {
+            return Err(format!("job {job}: stopped before the build started"));
+        }
         let build = self
             .plan_build(job, true)?
             .ok_or_else(|| format!("job {job}: nothing to build"))?;
