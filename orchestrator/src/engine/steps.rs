@@ -240,22 +240,29 @@ impl Engine {
                 outcome = result;
             }
         }
+        // `execute -o`: an output that cannot be handed over errors a build that succeeded.
+        for (name, dest) in export {
+            let failure = match ctx.artifact(name) {
+                Some(dir) => {
+                    let _ = std::fs::remove_dir_all(dest);
+                    copy_tree(&dir, dest)
+                        .err()
+                        .map(|e| format!("output {name}: {e}"))
+                }
+                None => Some(format!("output {name}: not produced")),
+            };
+            if let Some(failure) = failure {
+                ctx.log("", "event", &failure);
+                if outcome.ok() {
+                    outcome = Outcome::Errored(failure);
+                }
+            }
+        }
         let status = outcome.status();
         let error = match &outcome {
             Outcome::Errored(e) => Some(self.redactor.redact(e)),
             _ => None,
         };
-        for (name, dest) in export {
-            match ctx.artifact(name) {
-                Some(dir) => {
-                    let _ = std::fs::remove_dir_all(dest);
-                    if let Err(e) = copy_tree(&dir, dest) {
-                        ctx.log("", "event", &format!("output {name}: {e}"));
-                    }
-                }
-                None => ctx.log("", "event", &format!("output {name}: not produced")),
-            }
-        }
         ctx.log("", "event", &format!("build {}", status.as_str()));
         let _ = self
             .state()

@@ -1449,6 +1449,22 @@ fn execute_check_and_versions_commands() {
         std::fs::read_to_string(f.path().join("src/in.txt")).unwrap(),
         "hello"
     );
+    // An output that cannot be handed over errors the build.
+    let (code, _, err) = tributary(&[
+        "execute",
+        "-c",
+        "task.yml",
+        "-i",
+        "src=src",
+        "-o",
+        "nope=elsewhere",
+        "-v",
+        "word=w",
+        "--runtime",
+        "host",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("output nope: not produced"), "{err}");
     assert!(
         err.contains("((redacted))") || !err.contains("world"),
         "{err}"
