@@ -1,88 +1,26 @@
-//! Go-style durations (`1h30m`, `15m`, `10s`, `1.5h`, `250ms`), as Concourse writes them.
+//! Go-style durations (`1h30m`, `15m`, `10s`, `1.5h`, `250ms`), as Concourse writes them in
+//! pipelines (`check_every`, `timeout`, …): the syntax is `resource_protocol::duration`'s; this
+//! layer refuses negative durations and speaks `std::time::Duration`.
 
 use std::time::Duration;
 
+use resource_protocol::duration as go;
+
 /// Parses a Go duration string (`time.ParseDuration`); negative durations are refused.
 pub fn parse(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid duration `{text}` (expected e.g. 90s, 15m, 1h30m)");
-    let body = text.strip_prefix('+').unwrap_or(text);
-    if body == "0" {
-        return Ok(Duration::ZERO);
+    match go::parse(text) {
+        Ok(nanos) => u64::try_from(nanos)
+            .map(Duration::from_nanos)
+            .map_err(|_| format!("invalid duration `{text}` (must not be negative)")),
+        Err(_) => Err(format!(
+            "invalid duration `{text}` (expected e.g. 90s, 15m, 1h30m)"
+        )),
     }
-    if body.is_empty() || body.starts_with('-') {
-        return Err(invalid());
-    }
-    let mut nanos: f64 = 0.0;
-    let mut rest = body;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(invalid());
-        }
-        let number: f64 = rest[..num_len].parse().map_err(|_| invalid())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(invalid()),
-        };
-        rest = &rest[unit_len..];
-        nanos += number * scale;
-    }
-    if !nanos.is_finite() || nanos > u64::MAX as f64 {
-        return Err(invalid());
-    }
-    Ok(Duration::from_nanos(nanos.round() as u64))
 }
 
 /// Formats a duration as Go's `Duration.String` does (`1h30m0s`, `1.5s`, `250ms`).
 pub fn format(d: Duration) -> String {
-    let total = d.as_nanos();
-    if total == 0 {
-        return "0s".to_string();
-    }
-    if total < 1_000_000_000 {
-        let (unit, scale) = if total < 1_000 {
-            ("ns", 1)
-        } else if total < 1_000_000 {
-            ("µs", 1_000)
-        } else {
-            ("ms", 1_000_000)
-        };
-        return format!("{}{unit}", fraction(total, scale));
-    }
-    let hours = total / 3_600_000_000_000;
-    let minutes = (total / 60_000_000_000) % 60;
-    let secs = total % 60_000_000_000;
-    let mut out = String::new();
-    if hours > 0 {
-        out.push_str(&format!("{hours}h"));
-    }
-    if hours > 0 || minutes > 0 {
-        out.push_str(&format!("{minutes}m"));
-    }
-    out.push_str(&format!("{}s", fraction(secs, 1_000_000_000)));
-    out
-}
-
-fn fraction(value: u128, scale: u128) -> String {
-    let whole = value / scale;
-    let frac = value % scale;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let width = scale.to_string().len() - 1;
-    let digits = format!("{frac:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
+    go::format_std(d)
 }
 
 #[cfg(test)]
@@ -99,11 +37,16 @@ mod tests {
             ("250ms", Some(250), "250ms"),
             ("1m30.5s", Some(90_500), "1m30.5s"),
             ("0", Some(0), "0s"),
+            ("+0", Some(0), "0s"),
+            ("-0", Some(0), "0s"),
+            ("+5s", Some(5_000), "5s"),
             ("", None, ""),
             ("10", None, ""),
             ("-5m", None, ""),
+            ("-1ns", None, ""),
             ("5 m", None, ""),
             ("1d", None, ""),
+            ("9223372036854775808ns", None, ""),
         ];
         for (text, millis, formatted) in cases {
             let got = parse(text).ok().map(|d| d.as_millis() as u64);
@@ -112,6 +55,20 @@ mod tests {
                 assert_eq!(format(d), formatted, "{text}");
                 assert_eq!(parse(&format(d)).unwrap(), d, "{text}");
             }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_text_and_the_reason() {
+        let cases = [
+            (
+                "5 minutes",
+                "invalid duration `5 minutes` (expected e.g. 90s, 15m, 1h30m)",
+            ),
+            ("-5m", "invalid duration `-5m` (must not be negative)"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(text), Err(expected.to_owned()), "{text}");
         }
     }
 }

@@ -4,13 +4,15 @@
 //! request from stdin, dispatches to the resource's `check`, `get` (`in`) or `put` (`out`),
 //! writes exactly one JSON answer to stdout and reports failures as one line on stderr with a
 //! documented [`ExitCode`]. Besides the wire types this crate holds what every resource needs
-//! and must not write twice: strict request parsing, lenient booleans and numbers, the
-//! redacting [`Secret`] type, the build environment, process spawning and safe unpacking.
+//! and must not write twice: strict request parsing, lenient booleans and numbers, Go's
+//! duration syntax, the redacting [`Secret`] type, the build environment, process spawning and
+//! safe unpacking.
 //!
 //! This crate must never print anything but the protocol answer on stdout.
 #![deny(missing_docs)]
 
 pub mod build_env;
+pub mod duration;
 pub mod harness;
 pub mod lenient;
 pub mod process;

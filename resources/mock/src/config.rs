@@ -5,10 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use resource_protocol::{InvalidRequest, MetadataField, Version, lenient};
+use resource_protocol::{InvalidRequest, MetadataField, Version, duration, lenient};
 use serde::Deserialize;
-
-use crate::duration;
 
 /// The version `check` emits first when `initial_version` is unset.
 pub const DEFAULT_INITIAL_VERSION: &str = "mock";

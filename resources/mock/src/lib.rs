@@ -12,7 +12,6 @@
 //! upstream really does).
 
 pub mod config;
-pub mod duration;
 pub mod go_json;
 pub mod mirror;
 pub mod privileged;

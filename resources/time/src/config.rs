@@ -6,10 +6,8 @@
 
 use jiff::civil::{DateTime, Weekday};
 use jiff::tz::TimeZone;
-use resource_protocol::{InvalidRequest, lenient};
+use resource_protocol::{InvalidRequest, duration, lenient};
 use serde::Deserialize;
-
-use crate::duration;
 
 /// `source` of a time resource. Every field is optional.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -4,15 +4,14 @@
 //! [`config`] validates the `source` (Go durations, IANA zones, Go's time-of-day formats);
 //! [`schedule`] decides when a version is due, as pure functions of settings, the previous
 //! version and "now"; [`go_time`] reproduces the Go `time` behaviour the official resource
-//! exposes (DST choices, RFC 3339 with nanoseconds, the `timestamp` file layout); [`duration`]
-//! is Go's duration syntax. This module wires them into the protocol harness and is the only
-//! place that reads the clock. It never writes to stdout itself.
+//! exposes (DST choices, RFC 3339 with nanoseconds, the `timestamp` file layout); Go's duration
+//! syntax is [`resource_protocol::duration`]. This module wires them into the protocol harness
+//! and is the only place that reads the clock. It never writes to stdout itself.
 //!
 //! Differences from the official resource are listed in README.md (`null` answers become `[]`,
 //! lower-case `am`/`pm` are accepted, `params` are checked rather than ignored).
 
 pub mod config;
-pub mod duration;
 pub mod go_time;
 pub mod schedule;
 
@@ -21,7 +20,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use jiff::Timestamp;
 use resource_protocol::{
-    CheckRequest, InRequest, InvalidRequest, OutRequest, Resource, Response, Version,
+    CheckRequest, InRequest, InvalidRequest, OutRequest, Resource, Response, Version, duration,
 };
 use serde::Serialize;
 
