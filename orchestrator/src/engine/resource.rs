@@ -18,9 +18,10 @@
 //! `<type>-resource` binary beside `tributary` runs on the host; the run's notes say so once
 //! per type. A layout that is there but broken is an error naming its path.
 //!
-//! A `git` source whose `uri` is a local path (`..`, `/srv/repo.git`, `file://…`) names this
-//! machine's file system, which a container does not see: such calls run the host binary in
-//! the pipeline's directory (relative paths mean what they mean to the user), also noted.
+//! A `git` source whose `uri` is a local path (`..`, `/srv/repo.git`, `file://…`) and a
+//! `nix-cache` put of `params.paths` (the local Nix store) name this machine's file system,
+//! which a container does not see: such calls run the host binary in the pipeline's
+//! directory (relative paths mean what they mean to the user), also noted.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +46,35 @@ pub fn is_local_git_uri(uri: &str) -> bool {
         return scheme == "file";
     }
     uri.starts_with('/') || uri.starts_with('.') || !uri.contains(':')
+}
+
+/// Why a call of base type `base` cannot run in its image: its request names this machine's
+/// file system (a local git repository, the local Nix store). Returns the key it is noted
+/// under in `Engine::base_types` and the reason.
+pub fn needs_the_host(base: &str, op: &str, request: &Json) -> Option<(String, String)> {
+    match base {
+        "git" => {
+            let uri = request["source"]["uri"].as_str()?;
+            is_local_git_uri(uri).then(|| {
+                (
+                    "git (local path)".to_owned(),
+                    format!("source.uri {uri} is a local path"),
+                )
+            })
+        }
+        "nix-cache" if op == "out" => {
+            let params = &request["params"];
+            let paths = params["paths"].as_array().is_some_and(|p| !p.is_empty())
+                || params["paths_file"].is_string();
+            paths.then(|| {
+                (
+                    "nix-cache (local store)".to_owned(),
+                    "params.paths name the local Nix store".to_owned(),
+                )
+            })
+        }
+        _ => None,
+    }
 }
 
 /// How a resource type runs.
@@ -250,20 +280,21 @@ impl Engine {
         Ok(TypeImpl::Binary(binary))
     }
 
-    /// The host binary for a `git` call whose `source.uri` is a local path (once per run).
-    fn git_for_local_path(&self, uri: &str, log: &LogSink) -> Result<TypeImpl, String> {
-        const KEY: &str = "git (local path)";
+    /// The host binary for a call [`needs_the_host`] (said once per run and reason).
+    fn host_for_call(
+        &self,
+        base: &str,
+        (key, why): (String, String),
+        log: &LogSink,
+    ) -> Result<TypeImpl, String> {
         let mut known = self.base_types.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(imp) = known.get(KEY) {
+        if let Some(imp) = known.get(&key) {
             return Ok(imp.clone());
         }
-        let imp = self.host_binary("git")?;
-        let text = format!(
-            "git: source.uri {uri} is a local path, which a container cannot see: running the \
-             host binary"
-        );
+        let imp = self.host_binary(base)?;
+        let text = format!("{base}: {why}, which a container cannot see: running the host binary");
         log(crate::runner::Stream::Stderr, &text);
-        known.insert(KEY.to_owned(), imp.clone());
+        known.insert(key, imp.clone());
         Ok(imp)
     }
 
@@ -385,16 +416,13 @@ impl Engine {
         cancel: Cancel,
     ) -> Result<Vec<u8>, String> {
         let stdin = serde_json::to_vec(&call.request).map_err(|e| e.to_string())?;
-        let local_git;
+        let on_host;
         let imp = match imp {
             TypeImpl::Image {
                 base: Some(base), ..
-            } if base == "git"
-                && let Some(uri) = call.request["source"]["uri"].as_str()
-                && is_local_git_uri(uri) =>
-            {
-                local_git = self.git_for_local_path(uri, &log)?;
-                &local_git
+            } if let Some(reason) = needs_the_host(base, call.op, &call.request) => {
+                on_host = self.host_for_call(base, reason, &log)?;
+                &on_host
             }
             _ => imp,
         };
@@ -496,5 +524,94 @@ fn build_with_cargo(binary: &Path, type_name: &str) {
     }
     if let Err(e) = command.status() {
         eprintln!("cannot build {package}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_naming_the_host_file_system_are_told_apart() {
+        let cases: &[(&str, &str, Json, Option<&str>)] = &[
+            (
+                "git",
+                "check",
+                json!({"source": {"uri": ".."}}),
+                Some("git (local path)"),
+            ),
+            (
+                "git",
+                "in",
+                json!({"source": {"uri": "/srv/r.git"}}),
+                Some("git (local path)"),
+            ),
+            (
+                "git",
+                "out",
+                json!({"source": {"uri": "file:///srv/r.git"}}),
+                Some("git (local path)"),
+            ),
+            (
+                "git",
+                "check",
+                json!({"source": {"uri": "repo"}}),
+                Some("git (local path)"),
+            ),
+            (
+                "git",
+                "check",
+                json!({"source": {"uri": "git://h/r.git"}}),
+                None,
+            ),
+            (
+                "git",
+                "check",
+                json!({"source": {"uri": "https://h/r.git"}}),
+                None,
+            ),
+            (
+                "git",
+                "check",
+                json!({"source": {"uri": "git@github.com:o/r.git"}}),
+                None,
+            ),
+            ("git", "check", json!({"source": {}}), None),
+            (
+                "nix-cache",
+                "out",
+                json!({"params": {"paths": ["/nix/store/x"]}}),
+                Some("nix-cache (local store)"),
+            ),
+            (
+                "nix-cache",
+                "out",
+                json!({"params": {"paths_file": "p"}}),
+                Some("nix-cache (local store)"),
+            ),
+            (
+                "nix-cache",
+                "out",
+                json!({"params": {"from": "cache"}}),
+                None,
+            ),
+            ("nix-cache", "out", json!({"params": {"paths": []}}), None),
+            (
+                "nix-cache",
+                "in",
+                json!({"params": {"paths": ["/nix/store/x"]}}),
+                None,
+            ),
+            (
+                "registry-image",
+                "check",
+                json!({"source": {"uri": ".."}}),
+                None,
+            ),
+        ];
+        for (base, op, request, expect) in cases {
+            let got = needs_the_host(base, op, request).map(|(key, _)| key);
+            assert_eq!(got.as_deref(), *expect, "{base} {op} {request}");
+        }
     }
 }

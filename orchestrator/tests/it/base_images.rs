@@ -23,34 +23,93 @@ fn target_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_owned()
 }
 
-/// Copies of the resource binaries (built first if missing), in a directory of this test
-/// process: another package's build may replace the originals meanwhile.
-fn binaries() -> PathBuf {
+/// The resource binaries these tests package and run.
+const BINARIES: [&str; 3] = [
+    "git-resource",
+    "registry-image-resource",
+    "registry-tag-resource",
+];
+
+/// Copies of [`BINARIES`] (`bin/`) and the OCI layouts built from them (`images/<type>/`),
+/// shared by every test process and run in `CARGO_TARGET_TMPDIR`, keyed by the binaries' sizes
+/// and mtimes: built once per build of the binaries (copies, because another package's build
+/// may replace the originals meanwhile; older entries are removed).
+fn kit() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let target = target_dir();
-        let names = [
-            "git-resource",
-            "registry-image-resource",
-            "registry-tag-resource",
-        ];
-        if names.iter().any(|b| !target.join(b).exists()) {
+        if BINARIES.iter().any(|b| !target.join(b).exists()) {
             let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut build = resource_protocol::process::command(&cargo, workspace);
             build.arg("build");
-            for b in names {
+            for b in BINARIES {
                 build.args(["-p", b]);
             }
             resource_protocol::process::output_checked(&mut build).unwrap();
         }
-        let dir = tempfile::tempdir().unwrap().keep();
-        for b in names {
+        let mut key = String::new();
+        for b in BINARIES {
+            let meta = std::fs::metadata(target.join(b)).unwrap();
+            let mtime = meta
+                .modified()
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
+            key.push_str(&format!("{b}:{}:{};", meta.len(), mtime.as_nanos()));
+        }
+        let key = {
+            use sha2::Digest;
+            hex::encode(&sha2::Sha256::digest(key.as_bytes())[..8])
+        };
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("base-images");
+        let dir = root.join(&key);
+        if dir.join("images/images.json").exists() {
+            return dir;
+        }
+        std::fs::create_dir_all(&root).unwrap();
+        let partial = tempfile::Builder::new()
+            .prefix(".partial-")
+            .tempdir_in(&root)
+            .unwrap();
+        let bin = partial.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for b in BINARIES {
             let mut tries = 0;
-            while let Err(e) = std::fs::copy(target.join(b), dir.join(b)) {
+            while let Err(e) = std::fs::copy(target.join(b), bin.join(b)) {
                 tries += 1;
                 assert!(tries < 40, "copying {b}: {e}");
                 std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        let options = images::build::BuildOptions {
+            out: partial.path().join("images"),
+            binaries: bin,
+            types: ["git", "registry-image", "registry-tag"]
+                .iter()
+                .map(|t| images::types::by_name(t).unwrap())
+                .collect(),
+            source_date_epoch: 0,
+            version: "0.1.0".into(),
+            revision: "0123456789abcdef0123456789abcdef01234567".into(),
+            source: "https://github.com/tributary-ci/tributary".into(),
+            licenses: "Apache-2.0".into(),
+            repo_prefix: "tributary".into(),
+            ca_bundle: "/etc/ssl/certs/ca-certificates.crt".into(),
+            strip: true,
+        };
+        images::build::build_images(&options).unwrap();
+        // Another process may have won the race: then ours goes away with `partial`.
+        let _ = std::fs::rename(partial.path(), &dir);
+        assert!(dir.join("images/images.json").exists(), "{}", dir.display());
+        // Entries of older binaries (an hour untouched) are garbage.
+        for entry in std::fs::read_dir(&root).unwrap().flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > Duration::from_secs(3600)));
+            if old && entry.path() != dir {
+                let _ = std::fs::remove_dir_all(entry.path());
             }
         }
         dir
@@ -58,55 +117,20 @@ fn binaries() -> PathBuf {
     .clone()
 }
 
-/// OCI layouts of `git`, `registry-image` and `registry-tag` (`<dir>/<type>/`), built from
-/// [`binaries`] once per test process.
-fn images() -> PathBuf {
-    images_of(&["git", "registry-image", "registry-tag"])
+/// The copied resource binaries.
+fn binaries() -> PathBuf {
+    kit().join("bin")
 }
 
-/// The git image only (what most tests need; building is the slow part).
-fn git_image() -> PathBuf {
-    images_of(&["git"])
-}
-
-fn images_of(types: &[&str]) -> PathBuf {
-    static BUILT: std::sync::Mutex<BTreeMap<String, PathBuf>> =
-        std::sync::Mutex::new(BTreeMap::new());
-    let mut built = BUILT.lock().unwrap();
-    let key = types.join(",");
-    if let Some(dir) = built.get(&key) {
-        return dir.clone();
-    }
-    let out = tempfile::tempdir().unwrap().keep();
-    let options = images::build::BuildOptions {
-        out: out.clone(),
-        binaries: binaries(),
-        types: types
-            .iter()
-            .map(|t| images::types::by_name(t).unwrap())
-            .collect(),
-        source_date_epoch: 0,
-        version: "0.1.0".into(),
-        revision: "0123456789abcdef0123456789abcdef01234567".into(),
-        source: "https://github.com/tributary-ci/tributary".into(),
-        licenses: "Apache-2.0".into(),
-        repo_prefix: "tributary".into(),
-        ca_bundle: "/etc/ssl/certs/ca-certificates.crt".into(),
-        strip: true,
-    };
-    images::build::build_images(&options).unwrap();
-    built.insert(key, out.clone());
-    out
+/// The directory of the built layouts (`<type>/`).
+fn images_dir() -> PathBuf {
+    kit().join("images")
 }
 
 /// A copy of one image's layout (tests that damage a layout get their own).
 fn copy_layout(type_name: &str, to: &Path) -> PathBuf {
     let dest = to.join(type_name);
-    let built = if type_name == "git" {
-        git_image()
-    } else {
-        images()
-    };
+    let built = images_dir();
     let out = resource_protocol::process::output_checked(
         resource_protocol::process::command("cp", to)
             .arg("-a")
@@ -337,7 +361,7 @@ fn engine_again(
 
 #[test]
 fn the_host_runtime_and_a_missing_image_run_the_binary() {
-    let images = git_image();
+    let images = images_dir();
     let empty_images = tempfile::tempdir().unwrap();
     let cases: &[(Runtime, &Path)] = &[
         // Images present, but the host runtime runs none.
@@ -470,7 +494,7 @@ fn the_rebuild_examples_registry_tag_type_runs_from_our_pushed_image() {
     copy.args(registry.skopeo_args("dest"));
     copy.arg(format!(
         "oci:{}:0.1.0",
-        images().join("registry-tag").display()
+        images_dir().join("registry-tag").display()
     ));
     copy.arg(format!(
         "docker://{}/tributary/registry-tag-resource:0.1.0",
@@ -582,7 +606,7 @@ fn engine_in(pipeline_dir: &Path, state_dir: &Path, runtime: Runtime) -> Arc<Eng
         runtime,
         state_dir: state_dir.join(".tributary"),
         resource_dir: binaries(),
-        image_dir: Some(git_image()),
+        image_dir: Some(images_dir()),
         overrides: BTreeMap::new(),
         output: OutputMode::Quiet,
         pipeline_name: "test".into(),
@@ -591,4 +615,109 @@ fn engine_in(pipeline_dir: &Path, state_dir: &Path, runtime: Runtime) -> Arc<Eng
         pipeline_dir: pipeline_dir.to_owned(),
     };
     Engine::new(loaded.pipeline, &loaded.redact, config).unwrap()
+}
+
+#[test]
+fn the_image_directory_is_looked_up_beside_and_above_the_binaries() {
+    assert!(
+        std::env::var_os(tributary::engine::resource::IMAGE_DIR_ENV).is_none(),
+        "unset TRIBUTARY_IMAGE_DIR to run this test"
+    );
+    // (given with --images, directories made under the fixture, expected; paths relative to
+    // the fixture, whose `bin/` is the resource directory)
+    let cases: &[(Option<&str>, &[&str], Option<&str>)] = &[
+        (None, &[], None),
+        (None, &["bin/images"], Some("bin/images")),
+        (None, &["images"], Some("bin/../images")),
+        (None, &["bin/images", "images"], Some("bin/images")),
+        (Some("elsewhere"), &["bin/images"], Some("elsewhere")),
+    ];
+    for (given, made, expect) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("fixture");
+        let bin = root.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for m in *made {
+            std::fs::create_dir_all(root.join(m)).unwrap();
+        }
+        let given = given.map(|g| root.join(g));
+        let engine = engine(
+            dir.path(),
+            Runtime::Bwrap,
+            &bin,
+            given.as_deref(),
+            &pipeline("git://127.0.0.1:1/r.git"),
+        );
+        assert_eq!(
+            engine.image_dir(),
+            expect.map(|e| root.join(e)),
+            "{given:?} {made:?}"
+        );
+    }
+}
+
+#[test]
+fn registry_image_from_its_image_trusts_ca_certs_over_tls() {
+    use testbed::oci::{ImageSpec, LayerSpec, inspect_digest, push_image};
+    use testbed::registry::{Registry, RegistryAuth};
+    let registry = Registry::start(RegistryAuth::tls_basic("ci", "pushpass"));
+    push_image(
+        &registry,
+        "app:latest",
+        &ImageSpec {
+            layers: &[LayerSpec {
+                files: &[("hello", "hi\n")],
+                ..LayerSpec::default()
+            }],
+            ..ImageSpec::default()
+        },
+    );
+    let digest = inspect_digest(&registry, "app:latest");
+    let (user, pass) = registry.credentials().unwrap();
+    let pem = registry.ca_cert_pem().unwrap();
+    let yaml = |ca: bool| {
+        let mut source = serde_json::json!({
+            "repository": format!("{}/app", registry.host()),
+            "username": user,
+            "password": pass,
+        });
+        if ca {
+            source["ca_certs"] = serde_json::json!([pem]);
+        }
+        format!(
+            "resources:\n- name: app\n  type: registry-image\n  source: {source}\n\
+             jobs:\n- name: j\n  plan:\n  - get: app\n"
+        )
+    };
+    for runtime in [Runtime::Bwrap, Runtime::Runc] {
+        let name = runtime.name();
+        // Without the CA once: the check then fails (slowly: registry-image retries).
+        let cases: &[bool] = if runtime == Runtime::Bwrap {
+            &[true, false]
+        } else {
+            &[true]
+        };
+        for &ca in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let empty = dir.path().join("no-binaries");
+            std::fs::create_dir_all(&empty).unwrap();
+            let image_dir = dir.path().join("images");
+            std::fs::create_dir_all(&image_dir).unwrap();
+            copy_layout("registry-image", &image_dir);
+            let engine = engine(dir.path(), runtime, &empty, Some(&image_dir), &yaml(ca));
+            let checked = rt().block_on(engine.check_resource_from("app", None));
+            if ca {
+                let (_, versions) = checked.unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(versions.last().unwrap()["digest"], digest, "{name}");
+            } else {
+                // The image's CA bundle does not know the test CA.
+                let err = checked.unwrap_err();
+                assert!(err.contains("certificate"), "{name}: {err}");
+            }
+            assert!(
+                matches!(resolved(&engine, "registry-image"), TypeImpl::Image { .. }),
+                "{name}"
+            );
+        }
+    }
 }
