@@ -50,12 +50,12 @@ pub fn bwrap_args(spec: &ProcessSpec, root: &Path) -> Vec<String> {
     for (key, value) in &spec.env {
         push(&["--setenv", key, value]);
     }
-    if let Some((uid, gid)) = spec
+    let user = spec
         .user
         .as_deref()
         .and_then(|u| super::resolve_user(spec.rootfs.as_deref(), u))
-        .filter(|(uid, _)| *uid != 0)
-    {
+        .filter(|(uid, _)| *uid != 0);
+    if let Some((uid, gid)) = user {
         push(&[
             "--unshare-user",
             "--uid",
@@ -68,10 +68,13 @@ pub fn bwrap_args(spec: &ProcessSpec, root: &Path) -> Vec<String> {
         push(&["--cap-add", "ALL"]);
     } else if rustix::process::geteuid().is_root() {
         // bwrap run by root keeps every capability unless told otherwise (run by a user, it
-        // keeps none): an unprivileged container gets the default set, as under runc.
+        // keeps none): an unprivileged container gets the default set, as under runc, and a
+        // process running as another user none (bwrap would make them ambient).
         push(&["--cap-drop", "ALL"]);
-        for cap in super::runc::within_bounding_set(super::DEFAULT_CAPABILITIES) {
-            push(&["--cap-add", cap]);
+        if user.is_none() {
+            for cap in super::runc::within_bounding_set(super::DEFAULT_CAPABILITIES) {
+                push(&["--cap-add", cap]);
+            }
         }
     }
     push(&["--chdir", &container_cwd(spec), "--", &spec.path]);

@@ -157,23 +157,28 @@ pub fn bundle_config(spec: &ProcessSpec, root: &Path) -> Result<Spec, RunError> 
     }
     process.set_env(Some(env));
     process.set_cwd(PathBuf::from(container_cwd(spec)));
-    if let Some((uid, gid)) = spec
+    let user = spec
         .user
         .as_deref()
-        .and_then(|u| super::resolve_user(spec.rootfs.as_deref(), u))
-    {
+        .and_then(|u| super::resolve_user(spec.rootfs.as_deref(), u));
+    if let Some((uid, gid)) = user {
         process.user_mut().set_uid(uid);
         process.user_mut().set_gid(gid);
     }
-    let caps = if spec.privileged {
+    // Privileged: everything. Unprivileged: the default set, bounded; a process running as
+    // another user than root holds none of them (as with Docker).
+    let (bounding, held) = if spec.privileged {
         process.set_no_new_privileges(Some(false));
-        privileged_capabilities()
+        let all = privileged_capabilities();
+        (all.clone(), all)
     } else {
-        within_bounding_set(super::DEFAULT_CAPABILITIES)
+        let default = within_bounding_set(super::DEFAULT_CAPABILITIES);
+        let as_root = user.is_none_or(|(uid, _)| uid == 0);
+        (default.clone(), if as_root { default } else { Vec::new() })
     };
     let caps = serde_json::json!({
-        "bounding": caps, "effective": caps, "inheritable": caps, "permitted": caps,
-        "ambient": caps,
+        "bounding": bounding, "effective": held, "inheritable": held, "permitted": held,
+        "ambient": held,
     });
     let caps: LinuxCapabilities =
         serde_json::from_value(caps).map_err(|e| RunError::Prepare(e.to_string()))?;

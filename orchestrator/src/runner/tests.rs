@@ -274,14 +274,21 @@ async fn runc_enforces_the_memory_limit() {
     rootfs::finish_cleanups();
 }
 
-/// `CapEff` of a shell in a busybox container on `runner`, privileged or not.
-async fn effective_caps(runner: &dyn Runner, rootfs: &Path, work: &Path, privileged: bool) -> u64 {
+/// `CapEff` of a shell in a busybox container on `runner`, privileged or not, as `user`.
+async fn effective_caps(
+    runner: &dyn Runner,
+    rootfs: &Path,
+    work: &Path,
+    privileged: bool,
+    user: Option<&str>,
+) -> u64 {
     let mut s = spec(
         Some(rootfs),
         work,
         "sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status",
     );
     s.privileged = privileged;
+    s.user = user.map(str::to_owned);
     s.capture_stdout = true;
     let done = run(runner, &s, Cancel::new()).await.finished.unwrap();
     assert_eq!(done.exit_code, 0, "{}: {}", runner.name(), done.stderr_tail);
@@ -291,6 +298,7 @@ async fn effective_caps(runner: &dyn Runner, rootfs: &Path, work: &Path, privile
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unprivileged_containers_get_the_default_capabilities_on_bwrap_and_runc() {
+    // Root (and the bounding set's) defaults; privileged: all; another user: none.
     let tmp = tempfile::tempdir().unwrap();
     let rootfs = busybox_rootfs(tmp.path());
     let work = tmp.path().join("work");
@@ -308,8 +316,11 @@ async fn unprivileged_containers_get_the_default_capabilities_on_bwrap_and_runc(
     let mut seen = Vec::new();
     for runner in runners(&tmp.path().join("state")).iter().skip(1) {
         let name = runner.name();
-        let plain = effective_caps(runner.as_ref(), &rootfs, &work, false).await;
-        let privileged = effective_caps(runner.as_ref(), &rootfs, &work, true).await;
+        let plain = effective_caps(runner.as_ref(), &rootfs, &work, false, None).await;
+        let privileged = effective_caps(runner.as_ref(), &rootfs, &work, true, None).await;
+        // Another user than root holds none (as with Docker).
+        let nobody = effective_caps(runner.as_ref(), &rootfs, &work, false, Some("nobody")).await;
+        assert_eq!(nobody, 0, "{name}: {nobody:x}");
         assert_eq!(plain, default, "{name}: {plain:x}");
         assert_eq!(plain & bit("CAP_SYS_ADMIN"), 0, "{name}: {plain:x}");
         assert_ne!(
