@@ -14,7 +14,8 @@
 //! is unpacked once into the rootfs cache (`<state>/images`, keyed by its manifest digest) and
 //! reused by later runs; its `/opt/resource/*` then run unprivileged, like a custom type's,
 //! in `/tmp/build/get`, `/tmp/build/put` or a scratch directory, with the host network and
-//! the image's CA bundle. With the host runtime, or without an image for the type, the
+//! the image's CA bundle. The git resource's check cache (`/tmp/git-resource-repo-cache`) is
+//! bound from `<state>/caches/`, so warm checks stay incremental as on the host. With the host runtime, or without an image for the type, the
 //! `<type>-resource` binary beside `tributary` runs on the host; the run's notes say so once
 //! per type. A layout that is there but broken is an error naming its path.
 //!
@@ -448,7 +449,9 @@ impl Engine {
                 (spec, self.host.clone())
             }
             TypeImpl::Image {
-                dir, privileged, ..
+                dir,
+                privileged,
+                base,
             } => {
                 if self.runner.name() == "host" {
                     return Err(
@@ -463,6 +466,19 @@ impl Engine {
                 if call.op != "check" {
                     args.push(call.work_dest.to_owned());
                 }
+                let mut mounts = call.mounts;
+                if base.as_deref() == Some("git") && call.op == "check" {
+                    // The git resource's check cache outlives the container, as on the host:
+                    // a warm check fetches only what is new (it locks each cache itself).
+                    let cache = self.config.state_dir.join("caches/git-resource-repo-cache");
+                    std::fs::create_dir_all(&cache)
+                        .map_err(|e| format!("{}: {e}", cache.display()))?;
+                    mounts.push(Mount {
+                        host: cache,
+                        dest: "/tmp/git-resource-repo-cache".into(),
+                        readonly: false,
+                    });
+                }
                 let spec = ProcessSpec {
                     rootfs: Some(dir.join("rootfs")),
                     path: format!("/opt/resource/{}", call.op),
@@ -470,7 +486,7 @@ impl Engine {
                     env,
                     work_host: call.work_host.to_owned(),
                     work_dest: call.work_dest.to_owned(),
-                    mounts: call.mounts,
+                    mounts,
                     user: meta.user,
                     privileged: *privileged,
                     stdin,

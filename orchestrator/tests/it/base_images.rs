@@ -311,6 +311,12 @@ fn git_runs_from_its_image_under_bwrap_and_runc_and_the_rootfs_is_reused() {
             "{cached:?}"
         );
         assert!(cached.join("rootfs/opt/resource/check").exists());
+        // The check's cache outlived its container.
+        let check_cache = dir.path().join(".tributary/caches/git-resource-repo-cache");
+        assert!(
+            std::fs::read_dir(&check_cache).unwrap().count() > 0,
+            "{name}: {check_cache:?} is empty"
+        );
         drop(engine);
 
         // The next run uses the cached rootfs: the layout's layers are gone, and a new commit
