@@ -858,7 +858,8 @@ impl RegistryClient {
             };
             let response = match request.send().await {
                 Ok(r) => r,
-                Err(e) if attempt < retry.max_attempts => {
+                // A certificate the client does not trust stays untrusted: never retried.
+                Err(e) if attempt < retry.max_attempts && !http_tls::is_certificate_error(&e) => {
                     tracing::warn!(
                         "{method} {url}: {} (attempt {attempt} of {}, retrying)",
                         error_chain(&e),
@@ -1056,7 +1057,7 @@ impl RegistryClient {
                 Ok(r) => {
                     r.status() == StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()
                 }
-                Err(_) => true,
+                Err(e) => !http_tls::is_certificate_error(e),
             };
             if retryable && attempt < retry.max_attempts {
                 tokio::time::sleep(retry.delay(attempt)).await;
@@ -1227,7 +1228,9 @@ impl HttpTransport {
                 .await;
             let response = match outcome {
                 Ok(r) => r,
-                Err(e) if attempt < self.retry.max_attempts => {
+                Err(e)
+                    if attempt < self.retry.max_attempts && !http_tls::is_certificate_error(&e) =>
+                {
                     tracing::warn!("GET {url}: {} (retrying)", error_chain(&e));
                     tokio::time::sleep(self.retry.delay(attempt)).await;
                     attempt += 1;
