@@ -15,9 +15,10 @@
 //! reused by later runs; its `/opt/resource/*` then run unprivileged, like a custom type's,
 //! in `/tmp/build/get`, `/tmp/build/put` or a scratch directory, with the host network and
 //! the image's CA bundle. The git resource's check cache (`/tmp/git-resource-repo-cache`) is
-//! bound from `<state>/caches/`, so warm checks stay incremental as on the host. With the host runtime, or without an image for the type, the
-//! `<type>-resource` binary beside `tributary` runs on the host; the run's notes say so once
-//! per type. A layout that is there but broken is an error naming its path.
+//! bound from `<state>/caches/`, so warm checks stay incremental as on the host. With the host
+//! runtime, or without an image for the type, the `<type>-resource` binary beside `tributary`
+//! runs on the host; the run's notes say so once per type. A layout that is there but broken
+//! is an error naming its path.
 //!
 //! A `git` source whose `uri` is a local path (`..`, `/srv/repo.git`, `file://…`) and a
 //! `nix-cache` put of `params.paths` (the local Nix store) name this machine's file system,
@@ -155,11 +156,23 @@ impl Engine {
                     return Ok(imp);
                 }
                 let image_type = custom.type_.clone();
+                // A type's source and params may use var sources, resolved when it is fetched.
+                let scope = self.var_scope();
+                let resolved = |map: &Map<String, Json>, what: &str| {
+                    super::interp::resolve_object(map, &scope)
+                        .map_err(|e| format!("resource type {type_name}: {what}: {e}"))
+                };
+                let source = resolved(&custom.source, "source")?;
+                let params = custom
+                    .params
+                    .as_ref()
+                    .map(|p| resolved(p, "params"))
+                    .transpose()?;
                 let dir = self
                     .fetch_image(
                         &image_type,
-                        &custom.source,
-                        custom.params.as_ref(),
+                        &source,
+                        params.as_ref(),
                         None,
                         Some(type_name),
                         log,
@@ -325,8 +338,11 @@ impl Engine {
                 .resource_types
                 .iter()
                 .find(|t| t.name == type_name && self_name != Some(type_name))
-                .and_then(|t| t.defaults.as_ref());
-            let source = merge_defaults(source, defaults);
+                .and_then(|t| t.defaults.as_ref())
+                .map(|d| super::interp::resolve_object(d, &self.var_scope()))
+                .transpose()
+                .map_err(|e| format!("defaults of {type_name}: {e}"))?;
+            let source = merge_defaults(source, defaults.as_ref());
             let version = match version {
                 Some(v) => v.clone(),
                 None => {
