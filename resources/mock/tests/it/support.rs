@@ -1,39 +1,17 @@
-//! Runs the built binary with a JSON request and collects what it answered.
+//! Runs the built binary through `testbed::resource_cli`, plus helpers only the mock resource
+//! needs.
 
-use assert_cmd::Command;
 use serde_json::Value;
+use testbed::resource_cli::ResourceCli;
+use testbed::resource_cli::Run;
 
-/// What one run of the binary produced.
-#[derive(Debug)]
-pub struct Run {
-    /// Exit code.
-    pub code: i32,
-    /// stdout parsed as JSON (`Null` when empty or not JSON).
-    pub stdout: Value,
-    /// stderr.
-    pub stderr: String,
-}
-
-/// Runs `mock-resource <args>` with `request` on stdin and `env` added.
+/// Runs `mock-resource <args>` with `request` on stdin and `env` added (and no
+/// `MIRRORED_VERSION` from outside).
 pub fn run_env(args: &[&str], request: &Value, env: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mock-resource"));
-    command
-        .args(args)
-        .env_remove("TRIBUTARY_LOG")
-        .env_remove("MIRRORED_VERSION");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let output = command
-        .write_stdin(request.to_string())
-        .timeout(std::time::Duration::from_secs(30))
-        .output()
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: serde_json::from_slice(&output.stdout).unwrap_or(Value::Null),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    ResourceCli::new(env!("CARGO_BIN_EXE_mock-resource"))
+        .env_remove("MIRRORED_VERSION")
+        .envs(env.iter().copied())
+        .run(args, request)
 }
 
 /// Runs `mock-resource <args>` with `request` on stdin.

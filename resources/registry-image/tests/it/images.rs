@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use resource_protocol::process::{command, output_checked};
 use sha2::{Digest as _, Sha256};
 use testbed::registry::Registry;
+use testbed::resource_cli::{ResourceCli, Run};
 
 pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
@@ -215,36 +216,14 @@ pub fn source(registry: &Registry, repo: &str) -> serde_json::Value {
     source
 }
 
-/// What a run of the binary gave.
-#[derive(Debug)]
-pub struct Outcome {
-    pub code: i32,
-    pub stdout: serde_json::Value,
-    pub stderr: String,
-}
-
-/// Runs `registry-image-resource OP [DIR]` with `request` on stdin.
-pub fn run(op: &str, dir: Option<&Path>, request: &serde_json::Value) -> Outcome {
-    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_registry-image-resource"));
-    cmd.arg(op);
-    if let Some(dir) = dir {
-        cmd.arg(dir);
-    }
-    cmd.env("TRIBUTARY_RETRY_BASE_DELAY_MS", "5");
-    cmd.write_stdin(serde_json::to_vec(request).unwrap());
-    let output = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let stdout = if output.stdout.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stderr}"))
-    };
-    Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-    }
+/// Runs `registry-image-resource OP [DIR]` with `request` on stdin (fast retries).
+pub fn run(op: &str, dir: Option<&Path>, request: &serde_json::Value) -> Run {
+    let dir = dir.map(|d| d.to_str().unwrap());
+    let args: Vec<&str> = std::iter::once(op).chain(dir).collect();
+    ResourceCli::new(env!("CARGO_BIN_EXE_registry-image-resource"))
+        .env("TRIBUTARY_RETRY_BASE_DELAY_MS", "5")
+        .timeout(std::time::Duration::from_secs(300))
+        .run(&args, request)
 }
 
 /// Runs and insists on success.

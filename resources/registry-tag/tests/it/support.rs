@@ -1,36 +1,17 @@
-//! Runs the built binary with a JSON request and collects what it answered.
+//! Runs the built binary through `testbed::resource_cli`, plus helpers only registry-tag needs.
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use serde_json::Value;
-
-/// What one run of the binary produced.
-#[derive(Debug)]
-pub struct Run {
-    /// Exit code.
-    pub code: i32,
-    /// stdout parsed as JSON (`Null` when empty or not JSON).
-    pub stdout: Value,
-    /// stderr.
-    pub stderr: String,
-}
+use testbed::resource_cli::ResourceCli;
+use testbed::resource_cli::Run;
 
 /// Runs `registry-tag-resource <args>` with `request` on stdin (fast retries).
 pub fn run(args: &[&str], request: &Value) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_registry-tag-resource"))
-        .args(args)
+    ResourceCli::new(env!("CARGO_BIN_EXE_registry-tag-resource"))
         .env("TRIBUTARY_RETRY_BASE_DELAY_MS", "2")
-        .env_remove("TRIBUTARY_LOG")
-        .write_stdin(request.to_string())
         .timeout(std::time::Duration::from_secs(60))
-        .output()
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: serde_json::from_slice(&output.stdout).unwrap_or(Value::Null),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+        .run(args, request)
 }
 
 /// `check` with `source` and an optional current tag; returns the emitted tags (asserting

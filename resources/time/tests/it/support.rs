@@ -1,33 +1,11 @@
-//! Runs the built binary with a JSON request and collects what it answered.
+//! Runs the built binary through `testbed::resource_cli`, plus checks only the time resource needs.
 
-use assert_cmd::Command;
 use serde_json::Value;
-
-/// What one run of the binary produced.
-#[derive(Debug)]
-pub struct Run {
-    /// Exit code.
-    pub code: i32,
-    /// stdout parsed as JSON (`Null` when empty or not JSON).
-    pub stdout: Value,
-    /// stderr.
-    pub stderr: String,
-}
+use testbed::resource_cli::Run;
 
 /// Runs `time-resource <args>` with `request` on stdin.
 pub fn run(args: &[&str], request: &Value) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_time-resource"))
-        .args(args)
-        .env_remove("TRIBUTARY_LOG")
-        .write_stdin(request.to_string())
-        .timeout(std::time::Duration::from_secs(30))
-        .output()
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: serde_json::from_slice(&output.stdout).unwrap_or(Value::Null),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    testbed::resource_cli::run(env!("CARGO_BIN_EXE_time-resource"), args, request)
 }
 
 /// The `time` strings of a successful `check`.

@@ -10,4 +10,5 @@ mod nix;
 mod oci;
 mod proxy;
 mod registry;
+mod resource_cli;
 mod support;
