@@ -214,17 +214,25 @@ struct CachedToken {
 enum CallBody {
     Empty,
     Bytes(Bytes),
-    /// `len` bytes of the file from `offset`.
+    /// `len` bytes of the file from `offset`; with `verify`, hashed while streamed and cut
+    /// short (the last chunk withheld) when they do not have that digest.
     File {
         path: PathBuf,
         offset: u64,
         len: u64,
+        verify: Option<String>,
     },
 }
 
 /// What an upload sends, so any part of it can be (re)sent.
 enum BlobContent<'a> {
-    File { path: &'a Path, size: u64 },
+    /// `size` bytes of the file from `offset`; `verify`: check them against the blob's digest.
+    File {
+        path: &'a Path,
+        offset: u64,
+        size: u64,
+        verify: bool,
+    },
     Bytes(Bytes),
 }
 
@@ -236,12 +244,20 @@ impl BlobContent<'_> {
         }
     }
 
-    fn part(&self, offset: u64, len: u64) -> CallBody {
+    /// Bytes `offset..offset + len` of the content; verified against `digest` when the part is
+    /// the whole of a file asked to be verified.
+    fn part(&self, offset: u64, len: u64, digest: &str) -> CallBody {
         match self {
-            Self::File { path, .. } => CallBody::File {
+            Self::File {
+                path,
+                offset: start,
+                size,
+                verify,
+            } => CallBody::File {
                 path: path.to_path_buf(),
-                offset,
+                offset: start + offset,
                 len,
+                verify: (*verify && offset == 0 && len == *size).then(|| digest.to_owned()),
             },
             Self::Bytes(b) => {
                 let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
@@ -667,7 +683,33 @@ impl RegistryClient {
         size: u64,
         path: &Path,
     ) -> Result<(), RegistryError> {
-        self.upload(digest, &BlobContent::File { path, size }).await
+        let content = BlobContent::File {
+            path,
+            offset: 0,
+            size,
+            verify: false,
+        };
+        self.upload(digest, &content).await
+    }
+
+    /// Uploads `len` bytes of the file at `path` from `offset` (a member of an uncompressed
+    /// tarball, say) as blob `digest`, hashing them while they stream: bytes that do not have
+    /// that digest are never completed on the wire (the registry keeps nothing) and the upload
+    /// fails with [`RegistryError::DigestMismatch`], which is not retried.
+    pub async fn upload_blob_range(
+        &self,
+        digest: &str,
+        path: &Path,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), RegistryError> {
+        let content = BlobContent::File {
+            path,
+            offset,
+            size: len,
+            verify: true,
+        };
+        self.upload(digest, &content).await
     }
 
     /// Uploads in-memory bytes (a config, a small layer) as blob `digest`.
@@ -683,7 +725,7 @@ impl RegistryClient {
         put_url.query_pairs_mut().append_pair("digest", digest);
         let mut call = Call::new(Method::PUT, put_url, &scopes)
             .header(header::CONTENT_TYPE, "application/octet-stream");
-        call.body = content.part(0, content.len());
+        call.body = content.part(0, content.len(), digest);
         let response = self.send(call).await?;
         match response.status() {
             StatusCode::CREATED => Ok(()),
@@ -726,6 +768,16 @@ impl RegistryClient {
         content: &BlobContent<'_>,
         scopes: &[String],
     ) -> Result<(), RegistryError> {
+        // Parts are not verified one by one: check the whole range before sending any.
+        if let BlobContent::File {
+            path,
+            offset,
+            size,
+            verify: true,
+        } = content
+        {
+            verify_file_range(path, *offset, *size, digest).await?;
+        }
         let mut session = self.start_upload(scopes).await?;
         let total = content.len();
         let mut chunk = FIRST_CHUNK_BYTES;
@@ -740,7 +792,7 @@ impl RegistryClient {
                 HeaderValue::from_str(&range)
                     .map_err(|_| RegistryError::InvalidReference(range.clone()))?,
             ));
-            call.body = content.part(offset, len);
+            call.body = content.part(offset, len, digest);
             let response = self.send(call).await?;
             match response.status() {
                 StatusCode::ACCEPTED | StatusCode::NO_CONTENT => {
@@ -849,14 +901,31 @@ impl RegistryClient {
                     request = request.header(header::AUTHORIZATION, auth);
                 }
             }
+            let mismatch: Arc<Mutex<Option<RegistryError>>> = Arc::default();
             request = match &call.body {
                 CallBody::Empty => request,
                 CallBody::Bytes(bytes) => request.body(bytes.clone()),
-                CallBody::File { path, offset, len } => request
-                    .header(header::CONTENT_LENGTH, *len)
-                    .body(file_body(path, *offset, *len).await?),
+                CallBody::File {
+                    path,
+                    offset,
+                    len,
+                    verify,
+                } => {
+                    let verifier = match verify {
+                        Some(digest) => Some((DigestVerifier::new(digest)?, Arc::clone(&mismatch))),
+                        None => None,
+                    };
+                    request
+                        .header(header::CONTENT_LENGTH, *len)
+                        .body(file_body(path, *offset, *len, verifier).await?)
+                }
             };
-            let response = match request.send().await {
+            let sent = request.send().await;
+            // The body was cut short because its bytes are not the blob's: final.
+            if let Some(err) = mismatch.lock().ok().and_then(|mut m| m.take()) {
+                return Err(err);
+            }
+            let response = match sent {
                 Ok(r) => r,
                 // A certificate the client does not trust stays untrusted: never retried.
                 Err(e) if attempt < retry.max_attempts && !http_tls::is_certificate_error(&e) => {
@@ -1437,7 +1506,19 @@ impl BlobState {
     }
 }
 
-async fn file_body(path: &Path, offset: u64, len: u64) -> Result<reqwest::Body, RegistryError> {
+/// Where a verifying body reports that its bytes are not the blob's.
+type MismatchSlot = Arc<Mutex<Option<RegistryError>>>;
+
+/// A streaming body of `len` bytes of `path` from `offset`. With a verifier, the bytes are
+/// hashed as they go and the last chunk is only yielded when the digest matches; otherwise
+/// the stream fails there (so the request never completes) after putting the mismatch in
+/// the slot. A file shorter than `len` fails the stream too.
+async fn file_body(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    verifier: Option<(DigestVerifier, MismatchSlot)>,
+) -> Result<reqwest::Body, RegistryError> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let mut file = tokio::fs::File::open(path)
         .await
@@ -1445,18 +1526,98 @@ async fn file_body(path: &Path, offset: u64, len: u64) -> Result<reqwest::Body, 
     file.seek(std::io::SeekFrom::Start(offset))
         .await
         .map_err(|e| RegistryError::io(path, e))?;
-    let stream = futures::stream::unfold(file.take(len), |mut file| async move {
-        let mut buf = vec![0u8; 256 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), file))
-            }
-            Err(e) => Some((Err(e), file)),
+    struct State {
+        file: tokio::io::Take<tokio::fs::File>,
+        left: u64,
+        verifier: Option<(DigestVerifier, MismatchSlot)>,
+        done: bool,
+    }
+    let state = State {
+        file: file.take(len),
+        left: len,
+        verifier,
+        done: false,
+    };
+    let stream = futures::stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
         }
+        let mut buf = vec![0u8; 256 * 1024];
+        let n = if state.left == 0 {
+            0
+        } else {
+            match state.file.read(&mut buf).await {
+                Ok(0) => {
+                    state.done = true;
+                    let err = std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("file ends {} bytes short", state.left),
+                    );
+                    return Some((Err(err), state));
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    state.done = true;
+                    return Some((Err(e), state));
+                }
+            }
+        };
+        buf.truncate(n);
+        state.left -= n as u64;
+        if state.left == 0 {
+            state.done = true;
+            if let Some((verifier, slot)) = &mut state.verifier {
+                verifier.update(&buf);
+                if let Err(err) = verifier.verify() {
+                    if let Ok(mut slot) = slot.lock() {
+                        *slot = Some(err);
+                    }
+                    let err = std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "content does not match its digest",
+                    );
+                    return Some((Err(err), state));
+                }
+            }
+            if n == 0 {
+                return None;
+            }
+        } else if let Some((verifier, _)) = &mut state.verifier {
+            verifier.update(&buf);
+        }
+        Some((Ok::<_, std::io::Error>(Bytes::from(buf)), state))
     });
     Ok(reqwest::Body::wrap_stream(stream))
+}
+
+/// Hashes `len` bytes of `path` from `offset` and checks them against `digest`.
+async fn verify_file_range(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    digest: &str,
+) -> Result<(), RegistryError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut verifier = DigestVerifier::new(digest)?;
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| RegistryError::io(path, e))?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| RegistryError::io(path, e))?;
+    let mut file = file.take(len);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|e| RegistryError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        verifier.update(&buf[..n]);
+    }
+    verifier.verify()
 }
 
 async fn read_limited(

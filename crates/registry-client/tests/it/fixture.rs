@@ -392,6 +392,58 @@ async fn pushes_blobs_manifests_and_mounts() {
 }
 
 #[tokio::test]
+async fn uploads_file_ranges_verified_while_streaming() {
+    let fx = DistributionFixture::start();
+    let c = client(&fx.host(), "app");
+    let dir = tempfile::tempdir().unwrap();
+    let blob: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = testbed::fixtures::distribution::sha256_digest(&blob);
+    let mut file = b"header bytes".to_vec();
+    let offset = file.len() as u64;
+    file.extend_from_slice(&blob);
+    file.extend_from_slice(b"trailer");
+    let mut tampered = file.clone();
+    tampered[offset as usize + 1_000_000] ^= 1;
+    let good = dir.path().join("good");
+    let bad = dir.path().join("bad");
+    std::fs::write(&good, &file).unwrap();
+    std::fs::write(&bad, &tampered).unwrap();
+    let len = blob.len() as u64;
+    // (body limit, file, ok, upload sessions expected, PATCHes expected): a mismatch is
+    // never retried, and a chunked upload checks the range before opening its session.
+    let cases = [
+        (None, &bad, false, 1, 0),
+        (Some(1024 * 1024), &bad, false, 1, 0),
+        // 1.5 MB: three PATCHes refused (8, 4, 2 MiB chunks), two of 1 MiB accepted.
+        (Some(1024 * 1024), &good, true, 2, 5),
+        (None, &good, true, 1, 0),
+    ];
+    for (limit, path, ok, sessions, patches) in cases {
+        fx.set_faults(Faults {
+            max_upload_body: limit,
+            ..Faults::default()
+        });
+        fx.clear_requests();
+        let result = c.upload_blob_range(&digest, path, offset, len).await;
+        let case = format!("{limit:?} {}", path.display());
+        match result {
+            Ok(()) => assert!(ok, "{case}: uploaded"),
+            Err(err) => {
+                assert!(!ok, "{case}: {err}");
+                assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
+                assert!(err.to_string().contains(&digest), "{err}");
+                assert!(fx.blob(&digest).is_none(), "{case}: nothing stored");
+            }
+        }
+        let requests = fx.requests();
+        let count = |method: &str| requests.iter().filter(|r| r.method == method).count();
+        assert_eq!(count("POST"), sessions, "{case}");
+        assert_eq!(count("PATCH"), patches, "{case}");
+    }
+    assert!(fx.blob(&digest).unwrap() == blob);
+}
+
+#[tokio::test]
 async fn uploads_in_chunks_when_the_proxy_limits_bodies() {
     let fx = DistributionFixture::start();
     fx.set_faults(Faults {
