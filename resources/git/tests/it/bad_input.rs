@@ -89,7 +89,7 @@ fn rejects_bad_configuration() {
     for (args, request, message) in cases {
         let run = env.run(args, &request);
         assert_eq!(run.code, 2, "{request}: {run:?}");
-        assert_eq!(run.stdout, "", "{request}");
+        assert_eq!(run.stdout_text, "", "{request}");
         assert!(
             run.stderr.contains(message),
             "{request}: {message}\n{}",

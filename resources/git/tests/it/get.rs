@@ -377,7 +377,7 @@ fn a_version_that_no_longer_exists_is_a_clear_error() {
         "{}",
         run.stderr
     );
-    assert_eq!(run.stdout, "");
+    assert_eq!(run.stdout_text, "");
 }
 
 #[test]

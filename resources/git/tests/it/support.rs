@@ -7,6 +7,8 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+use testbed::resource_cli::ResourceCli;
+use testbed::resource_cli::Run;
 
 /// A repository with a work tree that tests commit to; it is the resource's remote.
 pub struct Repo {
@@ -146,22 +148,6 @@ impl Repo {
     }
 }
 
-/// The outcome of one run of the binary.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    /// The answer as JSON; panics (with stderr) when the run failed.
-    pub fn json(&self) -> Value {
-        assert_eq!(self.code, 0, "failed: {}", self.stderr);
-        serde_json::from_str(&self.stdout).unwrap()
-    }
-}
-
 /// A hermetic environment for the binary: its own TMPDIR (so its own check cache) and HOME.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -185,24 +171,15 @@ impl Env {
         std::fs::create_dir_all(&home).unwrap();
         let tmp = self.dir.path().join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
-        let output = assert_cmd::Command::cargo_bin("git-resource")
-            .unwrap()
-            .args(args)
+        ResourceCli::new(env!("CARGO_BIN_EXE_git-resource"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", &home)
             .env("TMPDIR", &tmp)
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .envs(vars.iter().copied())
-            .write_stdin(request.to_string())
             .timeout(std::time::Duration::from_secs(120))
-            .output()
-            .unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+            .run(args, request)
     }
 
     /// Runs `check` with `source` and an optional cursor.

@@ -194,7 +194,7 @@ fn http_wrong_or_missing_credentials() {
                 "password leaked: {}",
                 run.stderr
             );
-            assert!(!run.stdout.contains(wrong));
+            assert!(!run.stdout_text.contains(wrong));
         }
     }
     let src = env.dir.path().join("src");

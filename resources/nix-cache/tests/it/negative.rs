@@ -305,7 +305,7 @@ fn malformed_keys_are_invalid_requests_that_hide_the_key() {
             ),
             _ => resource(&["check"], &json!({"source": source})),
         };
-        assert_eq!(run.code, Some(2), "{expect}: {}", run.stderr);
+        assert_eq!(run.code, 2, "{expect}: {}", run.stderr);
         run.failed_with(expect);
         assert!(
             !run.stderr.contains(&truncated[10..]),
@@ -406,7 +406,7 @@ fn bad_configuration_is_an_invalid_request() {
             "in" => get(&tmp.path().join("dest"), &source, &extra, &json!({})),
             _ => resource(&["check"], &json!({"source": source})),
         };
-        assert_eq!(run.code, Some(2), "{expect}: {}", run.stderr);
+        assert_eq!(run.code, 2, "{expect}: {}", run.stderr);
         run.failed_with(expect);
         assert!(!tmp.path().join("dest/store-path").exists());
     }

@@ -452,7 +452,7 @@ fn basic_auth_is_sent_and_failures_name_the_fields() {
         run.failed_with("401 Unauthorized: check source.username/password or source.token");
         assert!(!run.stderr.contains("wrong-pass"));
         let run = check(&bad, None);
-        assert_ne!(run.code, Some(0));
+        assert_ne!(run.code, 0);
         assert!(run.stderr.contains("401"), "{}", run.stderr);
     }
 }
@@ -492,7 +492,7 @@ fn https_caches_need_their_ca() {
         &json!({"store_path": top}),
         &json!({}),
     );
-    assert_ne!(run.code, Some(0));
+    assert_ne!(run.code, 0);
     assert!(!xdg.join("dest3/store-path").exists());
     let bad_pem = json!({"url": cache.url(), "ca_certs": ["not a pem"]});
     let run = get(
@@ -501,7 +501,7 @@ fn https_caches_need_their_ca() {
         &json!({"store_path": top}),
         &json!({}),
     );
-    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert_eq!(run.code, 2, "{}", run.stderr);
     run.failed_with("source.ca_certs[0]");
 }
 

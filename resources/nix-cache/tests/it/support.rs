@@ -7,6 +7,7 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 use testbed::nginx::Nginx;
+use testbed::resource_cli::{ResourceCli, Run};
 use testbed::tools::{require, temp_dir};
 
 /// A writable plain binary cache served by nginx (PUT/DELETE), rooted at `root`.
@@ -211,43 +212,12 @@ in mk "top-{tag}" "mkdir -p $out/bin; echo $mid > $out/ref; printf '#!/bin/sh\ne
     paths
 }
 
-/// The result of running the resource binary.
-pub struct Run {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    pub fn json(&self) -> Value {
-        assert_eq!(self.code, Some(0), "stderr: {}", self.stderr);
-        serde_json::from_str(&self.stdout).unwrap()
-    }
-
-    pub fn failed_with(&self, needle: &str) {
-        assert_ne!(self.code, Some(0), "unexpected success: {}", self.stdout);
-        assert!(
-            self.stderr.contains(needle),
-            "expected {needle:?} in stderr: {}",
-            self.stderr
-        );
-    }
-}
-
 /// Runs `nix-cache-resource <args>` with `request` on stdin.
 pub fn resource(args: &[&str], request: &Value) -> Run {
-    let output = assert_cmd::Command::new(env!("CARGO_BIN_EXE_nix-cache-resource"))
-        .args(args)
+    ResourceCli::new(env!("CARGO_BIN_EXE_nix-cache-resource"))
         .env("TRIBUTARY_LOG", "warn")
-        .write_stdin(request.to_string())
         .timeout(std::time::Duration::from_secs(300))
-        .output()
-        .unwrap();
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+        .run(args, request)
 }
 
 pub fn out(src: &Path, source: &Value, params: &Value) -> Run {
