@@ -337,17 +337,7 @@ pub fn parse_start_after(text: &str) -> Result<DateTime, String> {
             }
         }
     };
-    let narrow = |v: i64| i8::try_from(v).map_err(|_| bad());
-    DateTime::new(
-        i16::try_from(year).map_err(|_| bad())?,
-        narrow(month)?,
-        narrow(day)?,
-        narrow(hour)?,
-        narrow(minute)?,
-        narrow(second)?,
-        0,
-    )
-    .map_err(|_| bad())
+    crate::go_time::civil_datetime([year, month, day, hour, minute, second], 0).ok_or_else(bad)
 }
 
 #[cfg(test)]

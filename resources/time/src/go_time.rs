@@ -62,17 +62,7 @@ impl GoTime {
     /// Go's `time.RFC3339Nano` (what `json.Marshal` writes): fraction without trailing zeros,
     /// `Z` for a zero offset, else `±hh:mm`.
     pub fn rfc3339_nano(&self) -> String {
-        let wall = self.wall();
-        let mut out = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}",
-            wall.year(),
-            wall.month(),
-            wall.day(),
-            wall.hour(),
-            wall.minute(),
-            wall.second(),
-            fraction(wall.subsec_nanosecond())
-        );
+        let mut out = wall_clock(self.wall(), 'T');
         let seconds = self.offset.seconds();
         if seconds == 0 {
             out.push('Z');
@@ -87,21 +77,11 @@ impl GoTime {
     /// parsed from a version: Go names a zero offset `UTC` and shows any other parsed offset
     /// numerically twice (`-0500 -0500`), because it has no zone name for it.
     pub fn timestamp_layout(&self) -> String {
-        let wall = self.wall();
         let seconds = self.offset.seconds();
         let (sign, minutes) = sign_and_minutes(seconds);
         let numeric = format!("{sign}{:02}{:02}", minutes / 60, minutes % 60);
         let name = if seconds == 0 { "UTC" } else { &numeric };
-        format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}{} {numeric} {name}",
-            wall.year(),
-            wall.month(),
-            wall.day(),
-            wall.hour(),
-            wall.minute(),
-            wall.second(),
-            fraction(wall.subsec_nanosecond())
-        )
+        format!("{} {numeric} {name}", wall_clock(self.wall(), ' '))
     }
 
     /// Parses RFC 3339 as Go's `time.Time` JSON decoding does: `2006-01-02T15:04:05`, an
@@ -164,21 +144,43 @@ impl GoTime {
                 if b[0] == b'-' { -magnitude } else { magnitude }
             }
         };
-        let narrow = |v: i64| i8::try_from(v).map_err(|_| bad());
-        let wall = DateTime::new(
-            i16::try_from(year).map_err(|_| bad())?,
-            narrow(month)?,
-            narrow(day)?,
-            narrow(hour)?,
-            narrow(minute)?,
-            narrow(second)?,
-            i32::try_from(nanos).map_err(|_| bad())?,
-        )
-        .map_err(|_| bad())?;
+        let wall =
+            civil_datetime([year, month, day, hour, minute, second], nanos).ok_or_else(bad)?;
         let offset = Offset::from_seconds(offset_seconds).map_err(|_| bad())?;
         let instant = offset.to_timestamp(wall).map_err(|_| bad())?;
         Ok(Self { instant, offset })
     }
+}
+
+/// `[year, month, day, hour, minute, second]` and nanoseconds as parsed digits, as a civil
+/// date-time; `None` when a field is out of range or the date does not exist.
+pub fn civil_datetime(fields: [i64; 6], nanos: i64) -> Option<DateTime> {
+    let [year, month, day, hour, minute, second] = fields;
+    let narrow = |v: i64| i8::try_from(v).ok();
+    DateTime::new(
+        i16::try_from(year).ok()?,
+        narrow(month)?,
+        narrow(day)?,
+        narrow(hour)?,
+        narrow(minute)?,
+        narrow(second)?,
+        i32::try_from(nanos).ok()?,
+    )
+    .ok()
+}
+
+/// `2006-01-02{separator}15:04:05.999999999`: the wall clock with Go's trimmed fraction.
+fn wall_clock(wall: DateTime, separator: char) -> String {
+    format!(
+        "{:04}-{:02}-{:02}{separator}{:02}:{:02}:{:02}{}",
+        wall.year(),
+        wall.month(),
+        wall.day(),
+        wall.hour(),
+        wall.minute(),
+        wall.second(),
+        fraction(wall.subsec_nanosecond())
+    )
 }
 
 /// `.123` for the non-zero nanoseconds, trailing zeros removed; empty for none.
