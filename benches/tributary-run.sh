@@ -8,18 +8,22 @@
 #              each running /bin/true, under --runtime host, bwrap and runc. Container start
 #              per step = (runtime - host) / STEPS. Peer: raw `bwrap … /bin/true` and
 #              `runc run` of a prepared bundle, STEPS times each.
+#   base types CHECKS checks of a `mock` resource (`tributary check`) with the base type from its
+#              image (built by `images`, unpacked on a warm-up check) under bwrap and runc, and
+#              from the host binary. Peer: the bare `mock-resource check`, CHECKS times. Cost
+#              of running a base type from its image = (runtime - host) / CHECKS.
 # Prints wall times, the per-step figures and the ratios tributary/peer.
 # Full run: benches/tributary-run.sh (50 jobs, 20 container steps, release build).
-# SMOKE=1: 5 jobs and 3 container steps with the debug build, in seconds (CI does that).
+# SMOKE=1: 5 jobs, 3 container steps and 3 checks with the debug build, in seconds (CI does that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${SMOKE:-}" = 1 ]; then
-  jobs=${JOBS:-5} steps=${STEPS:-3} profile=debug
-  cargo build -q -p tributary -p git-resource
+  jobs=${JOBS:-5} steps=${STEPS:-3} checks=${CHECKS:-3} profile=debug
+  cargo build -q -p tributary -p git-resource -p mock-resource -p images
 else
-  jobs=${JOBS:-50} steps=${STEPS:-20} profile=release
-  cargo build -q --release -p tributary -p git-resource
+  jobs=${JOBS:-50} steps=${STEPS:-20} checks=${CHECKS:-20} profile=release
+  cargo build -q --release -p tributary -p git-resource -p mock-resource -p images
 fi
 for tool in git bwrap runc busybox jq; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
@@ -132,3 +136,43 @@ printf '  container start per step: bwrap %.1f ms (raw bwrap %.1f ms, ratio %.2f
 printf '                            runc  %.1f ms (raw runc  %.1f ms, ratio %.2f)\n' \
   "$(per "${took[runc]}")" "$(echo "$peer_runc * 1000 / $steps" | bc -l)" \
   "$(echo "$(per "${took[runc]}") / ($peer_runc * 1000 / $steps)" | bc -l)"
+
+# ---- base types ----
+"$bin/images" build --binaries "$bin" --types mock --out "$work/images" 2> "$work/images.log" \
+  || { tail -20 "$work/images.log" >&2; exit 1; }
+mkdir -p "$work/base"
+echo '{resources: [{name: m, type: mock, source: {initial_version: v1}}], jobs: [{name: j, plan: [{get: m}]}]}' \
+  > "$work/base/pipeline.yml"
+declare -A checked
+for rt in host bwrap runc; do
+  rm -rf "$work/base/.tributary"
+  # Warm-up: unpacks the image into the rootfs cache (not timed).
+  "$bin/tributary" check "$work/base/pipeline.yml" m --runtime "$rt" --images "$work/images" \
+    > /dev/null 2> "$work/base-$rt.log" || { tail -20 "$work/base-$rt.log" >&2; exit 1; }
+  if [ "$rt" != host ] && ! grep -q 'running from the image' "$work/base-$rt.log"; then
+    echo "bench: mock did not run from its image under $rt" >&2; exit 1
+  fi
+  start=$(now)
+  for i in $(seq 1 "$checks"); do
+    "$bin/tributary" check "$work/base/pipeline.yml" m --runtime "$rt" --images "$work/images" \
+      > /dev/null 2>> "$work/base-$rt.log" || { tail -20 "$work/base-$rt.log" >&2; exit 1; }
+  done
+  checked[$rt]=$(echo "$(now) - $start" | bc)
+done
+start=$(now)
+for i in $(seq 1 "$checks"); do
+  echo '{"source":{"initial_version":"v1"}}' | "$bin/mock-resource" check > /dev/null 2>&1
+done
+peer_check=$(echo "$(now) - $start" | bc)
+printf 'base types: %d checks of a mock resource\n' "$checks"
+for rt in host bwrap runc; do
+  printf '  tributary check --runtime %-5s %8.3f s (%.1f ms each)\n' "$rt" "${checked[$rt]}" \
+    "$(echo "${checked[$rt]} * 1000 / $checks" | bc -l)"
+done
+printf '  bare mock-resource check    %8.3f s (%.1f ms each; tributary host / bare %.2f)\n' \
+  "$peer_check" "$(echo "$peer_check * 1000 / $checks" | bc -l)" \
+  "$(echo "${checked[host]} / $peer_check" | bc -l)"
+for rt in bwrap runc; do
+  printf '  image instead of host binary, %-5s +%.1f ms per check\n' "$rt" \
+    "$(echo "(${checked[$rt]} - ${checked[host]}) * 1000 / $checks" | bc -l)"
+done
