@@ -141,8 +141,21 @@ fn copy_layout(type_name: &str, to: &Path) -> PathBuf {
     dest
 }
 
+/// An engine for `yaml` whose pipeline directory and state (`.tributary/`) are in `dir`.
 fn engine(
     dir: &Path,
+    runtime: Runtime,
+    resource_dir: &Path,
+    image_dir: Option<&Path>,
+    yaml: &str,
+) -> Arc<Engine> {
+    engine_at(dir, dir, runtime, resource_dir, image_dir, yaml)
+}
+
+/// An engine for `yaml` whose pipeline directory is `pipeline_dir`, with state in `state_dir`.
+fn engine_at(
+    pipeline_dir: &Path,
+    state_dir: &Path,
     runtime: Runtime,
     resource_dir: &Path,
     image_dir: Option<&Path>,
@@ -152,7 +165,7 @@ fn engine(
     assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
     let config = EngineConfig {
         runtime,
-        state_dir: dir.join(".tributary"),
+        state_dir: state_dir.join(".tributary"),
         resource_dir: resource_dir.to_owned(),
         image_dir: image_dir.map(Path::to_owned),
         overrides: BTreeMap::new(),
@@ -160,9 +173,21 @@ fn engine(
         pipeline_name: "test".into(),
         grace: Duration::from_millis(300),
         db: None,
-        pipeline_dir: dir.to_owned(),
+        pipeline_dir: pipeline_dir.to_owned(),
     };
     Engine::new(loaded.pipeline, &loaded.redact, config).unwrap()
+}
+
+/// Under `dir`: a resource directory without binaries (so the host fallback is impossible)
+/// and an image directory holding a copy of `type_name`'s layout. Returns (resource directory,
+/// image directory, layout).
+fn images_only(dir: &Path, type_name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let empty = dir.join("no-binaries");
+    std::fs::create_dir_all(&empty).unwrap();
+    let image_dir = dir.join("images");
+    std::fs::create_dir_all(&image_dir).unwrap();
+    let layout = copy_layout(type_name, &image_dir);
+    (empty, image_dir, layout)
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -175,6 +200,16 @@ fn rt() -> tokio::runtime::Runtime {
 
 fn run(engine: &Arc<Engine>) -> Vec<(String, i64, BuildStatus)> {
     rt().block_on(engine.run(&RunOptions::default())).builds
+}
+
+/// Runs `engine` and asserts that it made one build, `ship #n`, and that it succeeded.
+fn assert_ships(engine: &Arc<Engine>, n: i64, name: &str) {
+    assert_eq!(
+        run(engine),
+        [("ship".to_owned(), n, BuildStatus::Succeeded)],
+        "{name}: {}",
+        log_text(engine, "ship", n)
+    );
 }
 
 fn log_text(engine: &Engine, job: &str, name: i64) -> String {
@@ -269,12 +304,7 @@ fn git_runs_from_its_image_under_bwrap_and_runc_and_the_rootfs_is_reused() {
         let name = runtime.name();
         let repo = served_repo();
         let dir = tempfile::tempdir().unwrap();
-        // No binaries: the host fallback is impossible.
-        let empty = dir.path().join("no-binaries");
-        std::fs::create_dir_all(&empty).unwrap();
-        let image_dir = dir.path().join("images");
-        std::fs::create_dir_all(&image_dir).unwrap();
-        let layout = copy_layout("git", &image_dir);
+        let (empty, image_dir, layout) = images_only(dir.path(), "git");
         let first_tip = tip(&repo.bare, "refs/heads/main").unwrap();
         let engine = engine(
             dir.path(),
@@ -283,12 +313,7 @@ fn git_runs_from_its_image_under_bwrap_and_runc_and_the_rootfs_is_reused() {
             Some(&image_dir),
             &pipeline(&repo.uri()),
         );
-        assert_eq!(
-            run(&engine),
-            [("ship".to_owned(), 1, BuildStatus::Succeeded)],
-            "{name}: {}",
-            log_text(&engine, "ship", 1)
-        );
+        assert_ships(&engine, 1, name);
         // The put pushed the task's commit, from inside the image.
         assert_eq!(repo.head_message(), "from the task", "{name}");
         assert_eq!(
@@ -329,12 +354,7 @@ fn git_runs_from_its_image_under_bwrap_and_runc_and_the_rootfs_is_reused() {
         }
         commit_files(&repo.bare, &[("app.txt", "again\n")], "second");
         let engine = engine_again(dir.path(), runtime, &empty, &image_dir, &repo.uri());
-        assert_eq!(
-            run(&engine),
-            [("ship".to_owned(), 2, BuildStatus::Succeeded)],
-            "{name}: {}",
-            log_text(&engine, "ship", 2)
-        );
+        assert_ships(&engine, 2, name);
         assert!(
             log_text(&engine, "ship", 2).contains("again"),
             "{name}: {}",
@@ -386,12 +406,7 @@ fn the_host_runtime_and_a_missing_image_run_the_binary() {
             Some(image_dir),
             &pipeline(&repo.uri()),
         );
-        assert_eq!(
-            run(&engine),
-            [("ship".to_owned(), 1, BuildStatus::Succeeded)],
-            "{name}: {}",
-            log_text(&engine, "ship", 1)
-        );
+        assert_ships(&engine, 1, name);
         assert_eq!(repo.head_message(), "from the task", "{name}");
         assert!(
             matches!(resolved(&engine, "git"), TypeImpl::Binary(ref b) if *b == binaries().join("git-resource")),
@@ -429,9 +444,7 @@ fn broken_layouts_are_errors_naming_the_path_not_a_fallback() {
     ];
     for (case, breaker, expect) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let image_dir = dir.path().join("images");
-        std::fs::create_dir_all(&image_dir).unwrap();
-        let layout = copy_layout("git", &image_dir);
+        let (_, image_dir, layout) = images_only(dir.path(), "git");
         breaker(&layout);
         // The binaries are there: a broken image must still not fall back to them.
         let engine = engine(
@@ -530,12 +543,8 @@ fn the_rebuild_examples_registry_tag_type_runs_from_our_pushed_image() {
     for runtime in [Runtime::Bwrap, Runtime::Runc] {
         let name = runtime.name();
         let dir = tempfile::tempdir().unwrap();
-        let empty = dir.path().join("no-binaries");
-        std::fs::create_dir_all(&empty).unwrap();
-        let image_dir = dir.path().join("images");
-        std::fs::create_dir_all(&image_dir).unwrap();
         // registry-image fetches the custom type's image: from our image too.
-        copy_layout("registry-image", &image_dir);
+        let (empty, image_dir, _) = images_only(dir.path(), "registry-image");
         let engine = engine(dir.path(), runtime, &empty, Some(&image_dir), &yaml);
         let (count, versions) = rt()
             .block_on(engine.check_resource_from("python-base-tag", None))
@@ -580,13 +589,15 @@ fn a_local_git_path_runs_the_host_binary_even_with_an_image() {
     for runtime in [Runtime::Bwrap, Runtime::Runc] {
         let name = runtime.name();
         let state = tempfile::tempdir_in(dir.path()).unwrap();
-        let engine = engine_in(dir.path(), state.path(), runtime);
-        assert_eq!(
-            run(&engine),
-            [("ship".to_owned(), 1, BuildStatus::Succeeded)],
-            "{name}: {}",
-            log_text(&engine, "ship", 1)
+        let engine = engine_at(
+            dir.path(),
+            state.path(),
+            runtime,
+            &binaries(),
+            Some(&images_dir()),
+            &pipeline("./r.git"),
         );
+        assert_ships(&engine, 1, name);
         assert_eq!(git(&bare, &["rev-parse", "shipped^"]), first, "{name}");
         let types = engine.base_types.lock().unwrap().clone();
         assert!(
@@ -599,28 +610,6 @@ fn a_local_git_path_runs_the_host_binary_even_with_an_image() {
             "{name}: {types:?}"
         );
     }
-}
-
-/// An engine whose pipeline directory is `pipeline_dir`, with state in `state_dir`.
-fn engine_in(pipeline_dir: &Path, state_dir: &Path, runtime: Runtime) -> Arc<Engine> {
-    let loaded = tributary::load_str(
-        &pipeline("./r.git"),
-        "pipeline.yml",
-        &tributary::StaticVars::default(),
-    );
-    let config = EngineConfig {
-        runtime,
-        state_dir: state_dir.join(".tributary"),
-        resource_dir: binaries(),
-        image_dir: Some(images_dir()),
-        overrides: BTreeMap::new(),
-        output: OutputMode::Quiet,
-        pipeline_name: "test".into(),
-        grace: Duration::from_millis(300),
-        db: None,
-        pipeline_dir: pipeline_dir.to_owned(),
-    };
-    Engine::new(loaded.pipeline, &loaded.redact, config).unwrap()
 }
 
 #[test]
@@ -705,11 +694,7 @@ fn registry_image_from_its_image_trusts_ca_certs_over_tls() {
         };
         for &ca in cases {
             let dir = tempfile::tempdir().unwrap();
-            let empty = dir.path().join("no-binaries");
-            std::fs::create_dir_all(&empty).unwrap();
-            let image_dir = dir.path().join("images");
-            std::fs::create_dir_all(&image_dir).unwrap();
-            copy_layout("registry-image", &image_dir);
+            let (empty, image_dir, _) = images_only(dir.path(), "registry-image");
             let engine = engine(dir.path(), runtime, &empty, Some(&image_dir), &yaml(ca));
             let checked = rt().block_on(engine.check_resource_from("app", None));
             if ca {
