@@ -13,6 +13,7 @@ pub mod progress;
 pub mod put;
 pub mod registry;
 pub mod semver_check;
+pub mod tar_index;
 
 use std::path::Path;
 

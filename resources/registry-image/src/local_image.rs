@@ -1,11 +1,24 @@
 //! Reading the image `out` pushes from the build's artifacts: an OCI layout directory, an
 //! `oci-archive` tarball, or a `docker save` tarball (old style, or Docker 25+ which is both).
 //!
-//! Tarballs are extracted with the safe unpacker into a temp dir first, so a malicious
-//! tarball cannot write outside it, and every blob becomes a file the client can stream.
+//! An uncompressed tarball is read in place: [`crate::tar_index`] maps each member to its
+//! (offset, length) in the tarball, small documents (`index.json`, `manifest.json`, manifests,
+//! configs) are read into memory from there, and every other blob is uploaded straight from
+//! its range of the tarball, hashed while it streams. Nothing is extracted, so a multi-GB image
+//! costs no temp disk and is read once to push (twice for an old docker-save layer, whose
+//! digest must be computed before the manifest can name it). A compressed tarball (gzip or
+//! zstd, sniffed) cannot be read at an offset: it is extracted with the safe unpacker into a
+//! temp dir first, as before, and pushed from there.
+//!
 //! Manifests found in a layout are pushed byte for byte; a docker-save manifest is converted
-//! to an OCI manifest (its config and layers kept as they are).
+//! to an OCI manifest (its config and layers kept as they are: an uncompressed `layer.tar` is
+//! pushed uncompressed, as `application/vnd.oci.image.layer.v1.tar`), the same document
+//! whether the tarball was read in place or extracted. Where the tarball states a digest, the
+//! bytes must have it: a blob under `blobs/<alg>/<hex>`, an old-style config named
+//! `<hex>.json`, and an uncompressed layer against the config's `rootfs.diff_ids`; a mismatch
+//! is an error naming the digest, raised before any tag is pushed.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,19 +28,149 @@ use registry_client::digest::sha256_digest;
 use sha2::{Digest as _, Sha256};
 
 use crate::formats::{BlobStore, RawDocument};
-use crate::oci::{self, Descriptor, Document, Index, Manifest};
+use crate::oci::{self, Descriptor, Document, ImageConfig, Index, Manifest};
+use crate::tar_index::{Range, TarIndex, TarIndexError};
+
+/// Small documents (index, manifests, configs) read into memory are at most this large.
+const MAX_DOCUMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// An image ready to push.
 #[derive(Debug)]
 pub struct LocalImage {
-    /// Where every blob is, by digest.
-    pub store: BlobStore,
     /// What the tags will point at: an image manifest or an index.
     pub top: RawDocument,
     /// The image manifests (for a single image, the top one itself).
     pub images: Vec<(RawDocument, Manifest)>,
-    /// Holds extracted tarballs until the push is done.
+    /// Where the blobs are.
+    blobs: Blobs,
+    /// Holds an extracted tarball until the push is done.
     _scratch: Option<tempfile::TempDir>,
+}
+
+/// Where one blob's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BlobData {
+    /// `len` bytes of the file at `path` from `offset`: a whole file, or a tarball member.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// First byte.
+        offset: u64,
+        /// Length.
+        len: u64,
+    },
+    /// In memory (a docker-save config).
+    Bytes(Vec<u8>),
+}
+
+/// Where a layout's or a docker-save tarball's files are.
+#[derive(Debug)]
+enum Files {
+    /// A directory (a layout, or an extracted tarball).
+    Dir(PathBuf),
+    /// The members of an uncompressed tarball.
+    Tarball(TarIndex),
+}
+
+impl Files {
+    /// Where file `name` (relative, `/`-separated) is; `Ok(None)` when there is none.
+    fn locate(&self, name: &str) -> anyhow::Result<Option<BlobData>> {
+        match self {
+            Files::Dir(root) => {
+                let path = Path::new(name);
+                anyhow::ensure!(
+                    path.components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_))),
+                    "{name:?} is outside the image"
+                );
+                let path = root.join(path);
+                let Ok(metadata) = fs::metadata(&path) else {
+                    return Ok(None);
+                };
+                // An extracted tarball may hold symlinks: they must stay inside it.
+                let real = path
+                    .canonicalize()
+                    .with_context(|| format!("cannot resolve {}", path.display()))?;
+                let real_root = root
+                    .canonicalize()
+                    .with_context(|| format!("cannot resolve {}", root.display()))?;
+                anyhow::ensure!(
+                    real.starts_with(&real_root),
+                    "{name:?} links outside the image"
+                );
+                anyhow::ensure!(metadata.is_file(), "{name:?} is not a file");
+                Ok(Some(BlobData::File {
+                    path,
+                    offset: 0,
+                    len: metadata.len(),
+                }))
+            }
+            Files::Tarball(index) => match index.find(name) {
+                Ok(Range { offset, len }) => Ok(Some(BlobData::File {
+                    path: index.path().to_owned(),
+                    offset,
+                    len,
+                })),
+                Err(TarIndexError::Missing { .. }) => Ok(None),
+                Err(err) => Err(err.into()),
+            },
+        }
+    }
+
+    /// Where file `name` is; an error saying so when there is none.
+    fn require(&self, name: &str) -> anyhow::Result<BlobData> {
+        self.locate(name)?
+            .ok_or_else(|| anyhow::anyhow!("{name} is missing from {}", self.describe()))
+    }
+
+    /// Reads file `name` (a document) into memory.
+    fn read(&self, name: &str) -> anyhow::Result<Vec<u8>> {
+        read_data(&self.require(name)?, MAX_DOCUMENT_BYTES)
+            .with_context(|| format!("cannot read {name}"))
+    }
+
+    /// The file name of blob `digest` in a layout: `blobs/<alg>/<hex>`.
+    fn blob_name(digest: &str) -> anyhow::Result<String> {
+        let path = BlobStore::new("blobs").path(digest)?;
+        Ok(path.to_string_lossy().into_owned())
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Files::Dir(root) => root.display().to_string(),
+            Files::Tarball(index) => index.path().display().to_string(),
+        }
+    }
+}
+
+/// Where the blobs of an image are.
+#[derive(Debug)]
+enum Blobs {
+    /// Under `blobs/<alg>/<hex>` of a layout (a directory or a tarball).
+    Layout(Files),
+    /// Listed one by one (a docker-save image).
+    Listed(HashMap<String, BlobData>),
+}
+
+impl LocalImage {
+    /// Where blob `digest` is; an error naming it when the image does not hold it.
+    pub fn blob(&self, digest: &str) -> anyhow::Result<BlobData> {
+        match &self.blobs {
+            Blobs::Layout(files) => files.locate(&Files::blob_name(digest)?)?.ok_or_else(|| {
+                anyhow::anyhow!("blob {digest} is missing from {}", files.describe())
+            }),
+            Blobs::Listed(blobs) => blobs
+                .get(digest)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("blob {digest} is missing")),
+        }
+    }
+
+    /// Whether the image was extracted to a temp dir (a compressed tarball) rather than read
+    /// in place.
+    pub fn extracted(&self) -> bool {
+        self._scratch.is_some()
+    }
 }
 
 /// Finds the one path under `src` matching `pattern` (a glob relative to `src`).
@@ -71,11 +214,98 @@ pub fn find_image(src: &Path, pattern: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// The bytes of `data`, refusing more than `limit`.
+fn read_data(data: &BlobData, limit: u64) -> anyhow::Result<Vec<u8>> {
+    match data {
+        BlobData::Bytes(bytes) => Ok(bytes.clone()),
+        BlobData::File { path, offset, len } => {
+            anyhow::ensure!(
+                *len <= limit,
+                "{len} bytes, more than the {limit} a document may have"
+            );
+            let file =
+                fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let mut buf = vec![0u8; usize::try_from(*len)?];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, *offset)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(buf)
+        }
+    }
+}
+
+/// sha256 and first bytes of `data`.
+fn hash_data(data: &BlobData) -> anyhow::Result<(String, Vec<u8>)> {
+    match data {
+        BlobData::Bytes(bytes) => Ok((
+            sha256_digest(bytes),
+            bytes.iter().take(8).copied().collect(),
+        )),
+        BlobData::File { path, offset, len } => {
+            let mut file =
+                fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(*offset))?;
+            let mut file = file.take(*len);
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut prefix = Vec::new();
+            let mut read = 0u64;
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                if prefix.len() < 8 {
+                    prefix.extend_from_slice(&buf[..n.min(8 - prefix.len())]);
+                }
+                hasher.update(&buf[..n]);
+                read += n as u64;
+            }
+            anyhow::ensure!(
+                read == *len,
+                "{} ends {} bytes early",
+                path.display(),
+                len - read
+            );
+            Ok((format!("sha256:{}", hex::encode(hasher.finalize())), prefix))
+        }
+    }
+}
+
 /// Reads the image at `path` (a layout directory or a tarball).
 pub fn load(path: &Path) -> anyhow::Result<LocalImage> {
     if path.is_dir() {
-        return load_layout(path, None);
+        return load_layout(Files::Dir(path.to_owned()), None);
     }
+    let mut file =
+        fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut magic = [0u8; 4];
+    let n = read_prefix(&mut file, &mut magic)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    drop(file);
+    use resource_protocol::unpack::{Compression, sniff_compression};
+    if sniff_compression(&magic[..n]) != Compression::None {
+        return load_extracted(path);
+    }
+    let index = TarIndex::open(path)
+        .with_context(|| format!("{} is not a readable image tarball", path.display()))?;
+    let files = Files::Tarball(index);
+    load_files(path, files, None)
+}
+
+/// Fills `buf` as far as the file goes; returns how much was read.
+fn read_prefix(file: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// A compressed tarball: extracted into a temp dir, then read from there.
+fn load_extracted(path: &Path) -> anyhow::Result<LocalImage> {
     let scratch = tempfile::tempdir().context("cannot create a temp dir")?;
     let file = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     resource_protocol::unpack::unpack_archive(
@@ -88,11 +318,20 @@ pub fn load(path: &Path) -> anyhow::Result<LocalImage> {
         },
     )
     .with_context(|| format!("{} is not a readable image tarball", path.display()))?;
-    let root = scratch.path().to_owned();
-    if root.join("index.json").is_file() {
-        load_layout(&root, Some(scratch))
-    } else if root.join("manifest.json").is_file() {
-        load_docker_save(&root, scratch)
+    let files = Files::Dir(scratch.path().to_owned());
+    load_files(path, files, Some(scratch))
+}
+
+/// A tarball's files: an OCI layout if it has `index.json`, else a docker save.
+fn load_files(
+    path: &Path,
+    files: Files,
+    scratch: Option<tempfile::TempDir>,
+) -> anyhow::Result<LocalImage> {
+    if files.locate("index.json")?.is_some() {
+        load_layout(files, scratch)
+    } else if files.locate("manifest.json")?.is_some() {
+        load_docker_save(files, scratch)
     } else {
         anyhow::bail!(
             "{} holds neither an OCI layout (index.json) nor a docker save manifest.json",
@@ -101,10 +340,14 @@ pub fn load(path: &Path) -> anyhow::Result<LocalImage> {
     }
 }
 
-fn read_blob(store: &BlobStore, descriptor: &Descriptor) -> anyhow::Result<Vec<u8>> {
-    let path = store.path(&descriptor.digest)?;
-    let bytes =
-        fs::read(&path).with_context(|| format!("blob {} is missing", descriptor.digest))?;
+/// Reads a document blob and checks its digest.
+fn read_blob(files: &Files, descriptor: &Descriptor) -> anyhow::Result<Vec<u8>> {
+    let name = Files::blob_name(&descriptor.digest)?;
+    let data = files
+        .locate(&name)?
+        .ok_or_else(|| anyhow::anyhow!("blob {} is missing", descriptor.digest))?;
+    let bytes = read_data(&data, MAX_DOCUMENT_BYTES)
+        .with_context(|| format!("blob {}", descriptor.digest))?;
     let actual = sha256_digest(&bytes);
     anyhow::ensure!(
         actual == descriptor.digest,
@@ -114,11 +357,8 @@ fn read_blob(store: &BlobStore, descriptor: &Descriptor) -> anyhow::Result<Vec<u
     Ok(bytes)
 }
 
-fn manifest_of(
-    store: &BlobStore,
-    descriptor: &Descriptor,
-) -> anyhow::Result<(RawDocument, Manifest)> {
-    let bytes = read_blob(store, descriptor)?;
+fn manifest_of(files: &Files, descriptor: &Descriptor) -> anyhow::Result<(RawDocument, Manifest)> {
+    let bytes = read_blob(files, descriptor)?;
     match oci::parse_document(&bytes, Some(&descriptor.media_type)).map_err(anyhow::Error::msg)? {
         Document::Manifest(manifest) => Ok((
             RawDocument {
@@ -148,19 +388,18 @@ fn media_type_of(descriptor: &str, field: Option<&str>, fallback: &str) -> Strin
         .to_owned()
 }
 
-fn load_layout(root: &Path, scratch: Option<tempfile::TempDir>) -> anyhow::Result<LocalImage> {
-    let store = BlobStore::new(root.join("blobs"));
-    let index_bytes = fs::read(root.join("index.json")).context("cannot read index.json")?;
+fn load_layout(files: Files, scratch: Option<tempfile::TempDir>) -> anyhow::Result<LocalImage> {
+    let index_bytes = files.read("index.json")?;
     let index: Index =
         serde_json::from_slice(&index_bytes).context("index.json is not an OCI index")?;
     let (top, images) = match index.manifests.as_slice() {
         [] => anyhow::bail!("index.json names no image"),
         [entry] if !oci::is_index_media_type(&entry.media_type) => {
-            let (raw, manifest) = manifest_of(&store, entry)?;
+            let (raw, manifest) = manifest_of(&files, entry)?;
             (raw.clone(), vec![(raw, manifest)])
         }
         [entry] => {
-            let bytes = read_blob(&store, entry)?;
+            let bytes = read_blob(&files, entry)?;
             let Ok(Document::Index(inner)) = oci::parse_document(&bytes, Some(&entry.media_type))
             else {
                 anyhow::bail!("{}: not an image index", entry.digest);
@@ -177,7 +416,7 @@ fn load_layout(root: &Path, scratch: Option<tempfile::TempDir>) -> anyhow::Resul
             let images = inner
                 .manifests
                 .iter()
-                .map(|m| manifest_of(&store, m))
+                .map(|m| manifest_of(&files, m))
                 .collect::<anyhow::Result<_>>()?;
             (top, images)
         }
@@ -190,15 +429,15 @@ fn load_layout(root: &Path, scratch: Option<tempfile::TempDir>) -> anyhow::Resul
             };
             let images = many
                 .iter()
-                .map(|m| manifest_of(&store, m))
+                .map(|m| manifest_of(&files, m))
                 .collect::<anyhow::Result<_>>()?;
             (top, images)
         }
     };
     Ok(LocalImage {
-        store,
         top,
         images,
+        blobs: Blobs::Layout(files),
         _scratch: scratch,
     })
 }
@@ -212,46 +451,97 @@ struct DockerSaveEntry {
     layers: Vec<String>,
 }
 
-fn load_docker_save(root: &Path, scratch: tempfile::TempDir) -> anyhow::Result<LocalImage> {
-    let entries: Vec<DockerSaveEntry> = serde_json::from_slice(
-        &fs::read(root.join("manifest.json")).context("cannot read manifest.json")?,
-    )
-    .context("manifest.json is not a docker save manifest")?;
+/// The digest a docker-save file name states: `blobs/sha256/<hex>` (Docker 25+), or
+/// `<hex>.json` for an old-style config (named by its digest, the image id).
+fn stated_digest(name: &str, config: bool) -> Option<String> {
+    let is_hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(hex) = name.strip_prefix("blobs/sha256/") {
+        return is_hex(hex).then(|| format!("sha256:{}", hex.to_ascii_lowercase()));
+    }
+    let hex = name.strip_suffix(".json").filter(|_| config)?;
+    is_hex(hex).then(|| format!("sha256:{}", hex.to_ascii_lowercase()))
+}
+
+fn load_docker_save(
+    files: Files,
+    scratch: Option<tempfile::TempDir>,
+) -> anyhow::Result<LocalImage> {
+    let entries: Vec<DockerSaveEntry> = serde_json::from_slice(&files.read("manifest.json")?)
+        .context("manifest.json is not a docker save manifest")?;
     let [entry] = entries.as_slice() else {
         anyhow::bail!("manifest.json holds {} images, expected one", entries.len());
     };
-    let store = BlobStore::new(root.join("blobs"));
-    let inside = |name: &str| -> anyhow::Result<PathBuf> {
-        let path = Path::new(name);
+    let inside = |name: &str| -> anyhow::Result<BlobData> {
         anyhow::ensure!(
-            path.components()
+            Path::new(name)
+                .components()
                 .all(|c| matches!(c, std::path::Component::Normal(_))),
             "manifest.json names {name:?}, outside the tarball"
         );
-        Ok(root.join(path))
+        files.require(name)
     };
-    let config = fs::read(inside(&entry.config)?).context("cannot read the image config")?;
+    let config = read_data(&inside(&entry.config)?, MAX_DOCUMENT_BYTES)
+        .context("cannot read the image config")?;
+    let config_digest = sha256_digest(&config);
+    if let Some(stated) = stated_digest(&entry.config, true) {
+        anyhow::ensure!(
+            stated == config_digest,
+            "digest mismatch: config {} hashes to {config_digest}",
+            entry.config
+        );
+    }
+    let diff_ids = serde_json::from_slice::<ImageConfig>(&config)
+        .ok()
+        .and_then(|c| c.rootfs)
+        .map(|r| r.diff_ids)
+        .filter(|ids| ids.len() == entry.layers.len())
+        .unwrap_or_default();
     let config_descriptor = Descriptor {
         media_type: oci::OCI_CONFIG.to_owned(),
-        digest: sha256_digest(&config),
+        digest: config_digest.clone(),
         size: config.len() as u64,
         platform: None,
         annotations: None,
     };
-    store.write(&config_descriptor.digest, &config)?;
+    let mut blobs = HashMap::new();
+    blobs.insert(config_digest, BlobData::Bytes(config));
+    // Old docker-save tarballs link repeated layers to one file: hash each once.
+    let mut hashed: HashMap<BlobData, (String, Vec<u8>)> = HashMap::new();
     let mut layers = Vec::new();
-    for name in &entry.layers {
-        let path = inside(name)?;
-        let (digest, size, prefix) = hash_file(&path)?;
-        let target = store.path(&digest)?;
-        if !target.exists() {
-            if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent)?;
+    for (i, name) in entry.layers.iter().enumerate() {
+        let data = inside(name)?;
+        let (digest, prefix) = match hashed.get(&data) {
+            Some(known) => known.clone(),
+            None => {
+                let known =
+                    hash_data(&data).with_context(|| format!("cannot read layer {name}"))?;
+                hashed.insert(data.clone(), known.clone());
+                known
             }
-            fs::rename(&path, &target).or_else(|_| fs::copy(&path, &target).map(|_| ()))?;
+        };
+        if let Some(stated) = stated_digest(name, false) {
+            anyhow::ensure!(
+                stated == digest,
+                "digest mismatch: layer {name} hashes to {digest}"
+            );
         }
+        let media_type = oci::layer_media_type(&prefix);
+        // An uncompressed layer's digest is its diff_id.
+        if media_type == oci::OCI_LAYER_TAR
+            && let Some(diff_id) = diff_ids.get(i)
+        {
+            anyhow::ensure!(
+                *diff_id == digest,
+                "digest mismatch: layer {name} hashes to {digest}, the image config says {diff_id}"
+            );
+        }
+        let size = match &data {
+            BlobData::File { len, .. } => *len,
+            BlobData::Bytes(bytes) => bytes.len() as u64,
+        };
+        blobs.insert(digest.clone(), data);
         layers.push(Descriptor {
-            media_type: oci::layer_media_type(&prefix).to_owned(),
+            media_type: media_type.to_owned(),
             digest,
             size,
             platform: None,
@@ -272,35 +562,9 @@ fn load_docker_save(root: &Path, scratch: tempfile::TempDir) -> anyhow::Result<L
         bytes,
     };
     Ok(LocalImage {
-        store,
         top: raw.clone(),
         images: vec![(raw, manifest)],
-        _scratch: Some(scratch),
+        blobs: Blobs::Listed(blobs),
+        _scratch: scratch,
     })
-}
-
-/// sha256, size and first bytes of a file.
-fn hash_file(path: &Path) -> anyhow::Result<(String, u64, Vec<u8>)> {
-    let mut file =
-        fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    let mut prefix = Vec::new();
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        if prefix.len() < 8 {
-            prefix.extend_from_slice(&buf[..n.min(8 - prefix.len())]);
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((
-        format!("sha256:{}", hex::encode(hasher.finalize())),
-        size,
-        prefix,
-    ))
 }

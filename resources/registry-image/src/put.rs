@@ -15,7 +15,7 @@ use registry_client::RegistryClient;
 use resource_protocol::{InvalidRequest, MetadataField, OutRequest, Response};
 
 use crate::config::{PutParams, Source};
-use crate::local_image::{self, LocalImage};
+use crate::local_image::{self, BlobData, LocalImage};
 use crate::oci::Descriptor;
 use crate::registry;
 
@@ -67,6 +67,17 @@ pub fn put(request: &OutRequest<Source, PutParams>, src: &Path) -> anyhow::Resul
         }
     })?;
     let image = local_image::load(&image_path)?;
+    if image_path.is_file() {
+        let name = image_path
+            .strip_prefix(src)
+            .unwrap_or(&image_path)
+            .display();
+        if image.extracted() {
+            eprintln!("{name}: compressed, extracted to a temp dir");
+        } else {
+            eprintln!("{name}: read in place, nothing extracted");
+        }
+    }
     let client = registry::client(source, &target)?;
     let runtime = registry::runtime()?;
     let tags = runtime.block_on(async {
@@ -225,11 +236,22 @@ async fn push(
             {
                 return Ok("mounted");
             }
-            let path = image.store.path(&blob.digest)?;
-            let size = std::fs::metadata(&path)
-                .with_context(|| format!("blob {} is missing", blob.digest))?
-                .len();
-            client.upload_blob(&blob.digest, size, &path).await?;
+            let size = match image.blob(&blob.digest)? {
+                // A file or a tarball member, hashed while it streams: bytes that do not
+                // have their digest fail the push before any tag is written.
+                BlobData::File { path, offset, len } => {
+                    client
+                        .upload_blob_range(&blob.digest, &path, offset, len)
+                        .await
+                        .with_context(|| format!("blob {} of {}", blob.digest, path.display()))?;
+                    len
+                }
+                BlobData::Bytes(bytes) => {
+                    let len = bytes.len() as u64;
+                    client.upload_blob_bytes(&blob.digest, bytes.into()).await?;
+                    len
+                }
+            };
             eprintln!("  uploaded {} ({size} bytes)", blob.digest);
             Ok("uploaded")
         })

@@ -4,7 +4,7 @@
 use serde_json::json;
 use testbed::registry::{Registry, RegistryAuth};
 
-use crate::images::{ImageSpec, push, run, run_ok, source};
+use crate::images::{ImageSpec, push, push_file, run, run_ok, source};
 
 fn v(tag: &str, digest: &str) -> serde_json::Value {
     json!({"tag": tag, "digest": digest})
@@ -20,13 +20,7 @@ fn tag_mode_in_every_auth_mode() {
     ] {
         let registry = Registry::start(auth.clone());
         let dir = tempfile::tempdir().unwrap();
-        let digest = push(
-            &registry,
-            dir.path(),
-            "app",
-            "v1",
-            &[ImageSpec::new("amd64", vec![vec![("a", "1")]])],
-        );
+        let digest = push_file(&registry, dir.path(), "app", "v1", ("a", "1"));
         let mut src = source(&registry, "app");
         src["tag"] = json!("v1");
         let versions = run_ok("check", None, &json!({"source": src}));
@@ -45,20 +39,8 @@ fn tag_mode_in_every_auth_mode() {
 fn tag_mode_reports_given_and_current() {
     let registry = Registry::start(RegistryAuth::None);
     let dir = tempfile::tempdir().unwrap();
-    let old = push(
-        &registry,
-        dir.path(),
-        "app",
-        "1",
-        &[ImageSpec::new("amd64", vec![vec![("a", "old")]])],
-    );
-    let new = push(
-        &registry,
-        dir.path(),
-        "app",
-        "1",
-        &[ImageSpec::new("amd64", vec![vec![("a", "new")]])],
-    );
+    let old = push_file(&registry, dir.path(), "app", "1", ("a", "old"));
+    let new = push_file(&registry, dir.path(), "app", "1", ("a", "new"));
     assert_ne!(old, new);
     let mut src = source(&registry, "app");
     src["tag"] = json!(1); // numbers are tags too
@@ -110,13 +92,7 @@ fn tag_regex_mode() {
     let dir = tempfile::tempdir().unwrap();
     let mut digests = std::collections::BTreeMap::new();
     for tag in ["build-1", "build-2", "release-1", "build-10"] {
-        let d = push(
-            &registry,
-            dir.path(),
-            "app",
-            tag,
-            &[ImageSpec::new("amd64", vec![vec![("t", tag)]])],
-        );
+        let d = push_file(&registry, dir.path(), "app", tag, ("t", tag));
         digests.insert(tag, d);
     }
     let mut src = source(&registry, "app");
@@ -153,13 +129,7 @@ fn tag_regex_mode() {
 fn failures_are_clear_and_never_show_the_password() {
     let registry = Registry::start(RegistryAuth::basic("user", "right-pass"));
     let dir = tempfile::tempdir().unwrap();
-    push(
-        &registry,
-        dir.path(),
-        "app",
-        "v1",
-        &[ImageSpec::new("amd64", vec![vec![("a", "1")]])],
-    );
+    push_file(&registry, dir.path(), "app", "v1", ("a", "1"));
     let mut src = source(&registry, "app");
     src["tag"] = json!("v1");
     src["password"] = json!("wrong-pass-XYZ");
@@ -218,13 +188,7 @@ fn semver_mode() {
     let dir = tempfile::tempdir().unwrap();
     let mut digests = std::collections::BTreeMap::new();
     for tag in ["1.0.0", "1.1.0-rc.1", "1.1.0", "2.0.0-alpine", "latest"] {
-        let d = push(
-            &registry,
-            dir.path(),
-            "app",
-            tag,
-            &[ImageSpec::new("amd64", vec![vec![("t", tag)]])],
-        );
+        let d = push_file(&registry, dir.path(), "app", tag, ("t", tag));
         digests.insert(tag, d);
     }
     retag(&registry, "app", "1.0.0", "1");
@@ -289,12 +253,12 @@ fn semver_mode() {
 fn docker_hub_images_come_from_the_mirror() {
     let registry = Registry::start(RegistryAuth::basic("mirror-user", "mirror-pw"));
     let dir = tempfile::tempdir().unwrap();
-    let digest = push(
+    let digest = push_file(
         &registry,
         dir.path(),
         "library/busybox",
         "1.36",
-        &[ImageSpec::new("amd64", vec![vec![("bin/sh", "x")]])],
+        ("bin/sh", "x"),
     );
     let mirror =
         json!({"host": registry.host(), "username": "mirror-user", "password": "mirror-pw"});
@@ -387,13 +351,7 @@ fn tag_regex_orders_by_creation_time() {
 fn wrong_bearer_credentials_fail_without_showing_them() {
     let registry = Registry::start(RegistryAuth::bearer("user", "right-pw"));
     let dir = tempfile::tempdir().unwrap();
-    push(
-        &registry,
-        dir.path(),
-        "app",
-        "v1",
-        &[ImageSpec::new("amd64", vec![vec![("a", "1")]])],
-    );
+    push_file(&registry, dir.path(), "app", "v1", ("a", "1"));
     let mut src = source(&registry, "app");
     src["tag"] = json!("v1");
     src["password"] = json!("bad-Bearer-pw-123");

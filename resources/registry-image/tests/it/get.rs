@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::json;
 use testbed::registry::{Registry, RegistryAuth};
 
-use crate::images::{ImageSpec, push, remote_raw, run, run_ok, sha256, skopeo, source};
+use crate::images::{ImageSpec, push, push_file, remote_raw, run, run_ok, sha256, skopeo, source};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -246,13 +246,7 @@ fn oci_layout_and_tarball_of_a_single_image() {
 fn skip_download_and_failures() {
     let registry = Registry::start(RegistryAuth::basic("user", "pw"));
     let dir = tempfile::tempdir().unwrap();
-    let digest = push(
-        &registry,
-        dir.path(),
-        "app",
-        "v1",
-        &[ImageSpec::new("amd64", vec![vec![("a", "1")]])],
-    );
+    let digest = push_file(&registry, dir.path(), "app", "v1", ("a", "1"));
     let src = source(&registry, "app");
     let dest = dir.path().join("skip");
     run_ok(

@@ -187,6 +187,23 @@ pub fn push(
     remote_digest(registry, repo, tag)
 }
 
+/// [`push`] of one amd64 image whose single layer holds `path` with `content`.
+pub fn push_file(
+    registry: &Registry,
+    dir: &Path,
+    repo: &str,
+    tag: &str,
+    (path, content): (&str, &str),
+) -> String {
+    push(
+        registry,
+        dir,
+        repo,
+        tag,
+        &[ImageSpec::new("amd64", vec![vec![(path, content)]])],
+    )
+}
+
 /// The raw manifest at `repo:reference` and its digest, via skopeo.
 pub fn remote_raw(registry: &Registry, repo: &str, reference: &str) -> Vec<u8> {
     let mut args = vec!["inspect".to_owned(), "--raw".to_owned()];

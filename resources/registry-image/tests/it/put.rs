@@ -9,7 +9,9 @@ use std::path::Path;
 use serde_json::json;
 use testbed::registry::{Registry, RegistryAuth};
 
-use crate::images::{ImageSpec, push, remote_digest, remote_raw, run, run_ok, skopeo, source};
+use crate::images::{
+    ImageSpec, push, push_file, remote_digest, remote_raw, run, run_ok, skopeo, source,
+};
 
 fn list_tags(registry: &Registry, repo: &str) -> Vec<String> {
     let mut args = vec!["list-tags".to_owned()];
@@ -143,13 +145,7 @@ fn pushes_a_multi_arch_layout_as_an_index() {
 fn pushes_skopeo_archives_old_docker_save_and_oci_archive() {
     let registry = Registry::start(RegistryAuth::None);
     let dir = tempfile::tempdir().unwrap();
-    let digest = push(
-        &registry,
-        dir.path(),
-        "app",
-        "v1",
-        &[ImageSpec::new("amd64", vec![vec![("etc/hello", "world")]])],
-    );
+    let digest = push_file(&registry, dir.path(), "app", "v1", ("etc/hello", "world"));
     for (transport, file) in [("docker-archive", "old.tar"), ("oci-archive", "oci.tar")] {
         let src = dir.path().join(format!("src-{transport}"));
         std::fs::create_dir_all(&src).unwrap();
@@ -188,13 +184,7 @@ fn pushes_skopeo_archives_old_docker_save_and_oci_archive() {
 fn pushes_every_requested_tag() {
     let registry = Registry::start(RegistryAuth::None);
     let dir = tempfile::tempdir().unwrap();
-    let digest = push(
-        &registry,
-        dir.path(),
-        "app",
-        "2.0.0",
-        &[ImageSpec::new("amd64", vec![vec![("a", "1")]])],
-    );
+    let digest = push_file(&registry, dir.path(), "app", "2.0.0", ("a", "1"));
     let src = dir.path().join("src");
     get(&registry, "app", &digest, &src.join("image"), "oci");
     std::fs::write(src.join("tags"), "alpha\n beta  ").unwrap();
@@ -281,13 +271,7 @@ fn bad_input_is_named() {
     }
 
     // A wrong password fails the push without showing the password.
-    let digest = push(
-        &registry,
-        dir.path(),
-        "app",
-        "v1",
-        &[ImageSpec::new("amd64", vec![vec![("a", "1")]])],
-    );
+    let digest = push_file(&registry, dir.path(), "app", "v1", ("a", "1"));
     get(&registry, "app", &digest, &src.join("image"), "oci-layout");
     let mut wrong = good.clone();
     wrong["password"] = json!("WRONG-pw-777");
