@@ -43,6 +43,24 @@ fn nix_verify(xdg: &Path, store: &str, public: &str, path: &str) -> std::process
     )
 }
 
+/// Real Nix accepts `path` from `store` with only `public` trusted: `nix copy` gets its closure
+/// and `nix store verify` checks every signature and hash (`context` names the case).
+fn assert_nix_accepts(xdg: &Path, store: &str, public: &str, path: &str, context: &str) {
+    let copied = nix_copy_from(xdg, store, public, path);
+    assert!(
+        copied.status.success(),
+        "{context}: {}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let verified = nix_verify(xdg, store, public, path);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{context}: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
 #[test]
 fn push_from_a_local_cache_then_nix_copies_and_verifies_it() {
     let tmp = temp_dir("nix-plain");
@@ -105,19 +123,7 @@ fn push_from_a_local_cache_then_nix_copies_and_verifies_it() {
     assert_eq!(puts.last().unwrap(), "/c/pins/main");
 
     // Real Nix accepts what we wrote.
-    let copied = nix_copy_from(xdg, &cache.url(), &keys.public, top);
-    assert!(
-        copied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copied.stderr)
-    );
-    let verified = nix_verify(xdg, &cache.url(), &keys.public, top);
-    assert_eq!(
-        verified.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&verified.stderr)
-    );
+    assert_nix_accepts(xdg, &cache.url(), &keys.public, top, "the WebDAV cache");
 
     // Idempotent: the same put uploads nothing, and the pin stays where it is.
     let puts = cache.wait_for_puts(8).len();
@@ -191,18 +197,12 @@ fn push_from_a_local_cache_then_nix_copies_and_verifies_it() {
         "#!/bin/sh\necho hi\n"
     );
     let local = format!("file://{}/cache", dest.display());
-    let copied = nix_copy_from(xdg, &local, &keys.public, top);
-    assert!(
-        copied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copied.stderr)
-    );
-    let verified = nix_verify(xdg, &local, &keys.public, top);
-    assert_eq!(
-        verified.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&verified.stderr)
+    assert_nix_accepts(
+        xdg,
+        &local,
+        &keys.public,
+        top,
+        "the file:// cache written by in",
     );
 }
 
@@ -243,19 +243,7 @@ fn push_from_the_store_with_each_compression() {
             nars.iter().all(|n| n.ends_with(ext)),
             "{compression}: {nars:?}"
         );
-        let copied = nix_copy_from(xdg, &cache.url(), &keys.public, top);
-        assert!(
-            copied.status.success(),
-            "{compression}: {}",
-            String::from_utf8_lossy(&copied.stderr)
-        );
-        let verified = nix_verify(xdg, &cache.url(), &keys.public, top);
-        assert_eq!(
-            verified.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&verified.stderr)
-        );
+        assert_nix_accepts(xdg, &cache.url(), &keys.public, top, compression);
     }
 }
 
