@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Env, Repo, git_in};
+use crate::support::{Env, Repo, empty_commit_in, git_in};
 
 /// A bare remote with one commit, and a clone of it under `env`'s `src/repo`.
 fn setup(env: &Env) -> (Repo, Repo, std::path::PathBuf) {
@@ -345,21 +345,7 @@ fn pushes_from_a_shallow_get() {
     env.get(&src.join("repo"), &source, &json!({}), &json!({"depth": 1}))
         .json();
     assert!(src.join("repo/.git/shallow").exists());
-    git_in(
-        &src.join("repo"),
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.com",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "on shallow",
-        ],
-    );
-    let sha = git_in(&src.join("repo"), &["rev-parse", "HEAD"]);
+    let sha = empty_commit_in(&src.join("repo"), "on shallow");
     let answer = env
         .put(&src, &source, &json!({"repository": "repo"}))
         .json();
@@ -371,20 +357,7 @@ fn pushes_from_a_shallow_get() {
     let other = Repo::clone_into(&remote.uri(), &env.dir.path().join("other"));
     let theirs = other.commit("their-file", "theirs");
     other.git(&["push", "-q", "origin", "HEAD:main"]);
-    git_in(
-        &src.join("repo"),
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.com",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "mine",
-        ],
-    );
+    empty_commit_in(&src.join("repo"), "mine");
     let answer = env
         .put(
             &src,

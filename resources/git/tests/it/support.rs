@@ -213,3 +213,23 @@ pub fn refs(shas: &[&str]) -> Value {
 pub fn git_in(dir: &Path, args: &[&str]) -> String {
     testbed::git::git(dir, args)
 }
+
+/// An empty commit with `message` in `work_tree` (a clone `in` wrote, so as `t`), returning
+/// the new HEAD.
+pub fn empty_commit_in(work_tree: &Path, message: &str) -> String {
+    git_in(
+        work_tree,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            message,
+        ],
+    );
+    git_in(work_tree, &["rev-parse", "HEAD"])
+}

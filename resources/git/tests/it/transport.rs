@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Env, Repo, git_in, refs};
+use crate::support::{Env, Repo, empty_commit_in, git_in, refs};
 
 /// check, in and out through `source`, whose `uri` serves `bare` (a bare repo with commits).
 fn round_trip(env: &Env, bare: &Repo, source: Value) {
@@ -28,21 +28,7 @@ fn round_trip(env: &Env, bare: &Repo, source: Value) {
     std::fs::rename(&dest, src.join("repo")).unwrap();
     let clone = Repo::clone_into(&bare.uri(), &env.dir.path().join("scratch"));
     drop(clone);
-    testbed::git::git(
-        &src.join("repo"),
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.com",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "pushed",
-        ],
-    );
-    let pushed = git_in(&src.join("repo"), &["rev-parse", "HEAD"]);
+    let pushed = empty_commit_in(&src.join("repo"), "pushed");
     let answer = env
         .put(&src, &source, &json!({"repository": "repo"}))
         .json();
