@@ -526,6 +526,20 @@ fn depth_makes_shallow_clones() {
     assert!(d.join("some-file").exists());
 }
 
+/// Asserts the official resource's deepening log lines: `wanted` (`sha~n`) was missing from a
+/// shallow clone of each depth in `missing`, and the clone was deepened by each of `deepened`.
+fn assert_deepening_log(stderr: &str, wanted: &str, missing: &[u32], deepened: &[u32]) {
+    let missing = missing
+        .iter()
+        .map(|depth| format!("Could not find ref {wanted} in a shallow clone of depth {depth}"));
+    let deepened = deepened
+        .iter()
+        .map(|depth| format!("Deepening the shallow clone by an additional {depth}..."));
+    for line in missing.chain(deepened) {
+        assert!(stderr.contains(&line), "{line}\n{stderr}");
+    }
+}
+
 #[test]
 fn deepening_falls_back_to_a_deep_clone() {
     let (env, repo) = (Env::new(), Repo::new());
@@ -542,14 +556,12 @@ fn deepening_falls_back_to_a_deep_clone() {
     );
     assert_eq!(run.json()["version"], json!({"ref": r1}));
     assert_eq!(git_in(&d, &["rev-parse", "HEAD"]), r1);
-    for depth in [1, 3, 7, 15, 31, 63, 127] {
-        let line = format!("Could not find ref {r1}~0 in a shallow clone of depth {depth}");
-        assert!(run.stderr.contains(&line), "{line}\n{}", run.stderr);
-    }
-    for depth in [2, 4, 8, 16, 32, 64] {
-        let line = format!("Deepening the shallow clone by an additional {depth}...");
-        assert!(run.stderr.contains(&line), "{line}\n{}", run.stderr);
-    }
+    assert_deepening_log(
+        &run.stderr,
+        &format!("{r1}~0"),
+        &[1, 3, 7, 15, 31, 63, 127],
+        &[2, 4, 8, 16, 32, 64],
+    );
     assert!(
         run.stderr
             .contains("Reached depth threshold 127, falling back to deep clone...")
@@ -577,14 +589,7 @@ fn deepening_considers_depth() {
     assert_eq!(git_in(&d, &["rev-parse", "HEAD~1"]), r2);
     assert_eq!(git_in(&d, &["rev-parse", "HEAD~2"]), r1);
     assert!(d.join(".git/shallow").exists(), "still shallow");
-    for depth in [3, 9] {
-        let line = format!("Could not find ref {r3}~2 in a shallow clone of depth {depth}");
-        assert!(run.stderr.contains(&line), "{line}\n{}", run.stderr);
-    }
-    for depth in [6, 12] {
-        let line = format!("Deepening the shallow clone by an additional {depth}...");
-        assert!(run.stderr.contains(&line), "{line}\n{}", run.stderr);
-    }
+    assert_deepening_log(&run.stderr, &format!("{r3}~2"), &[3, 9], &[6, 12]);
 }
 
 #[test]
