@@ -6,3 +6,4 @@ mod faults;
 mod get;
 mod images;
 mod put;
+mod tarball;
