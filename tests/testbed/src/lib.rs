@@ -28,7 +28,7 @@
 //! | your own server process | [`tools::ServerProcess`], [`tools::retry_start`] | `wait_listening`, `log_tail` |
 //! | programs and temp dirs | [`tools::require`] (panics with the apt package), [`tools::temp_dir`], [`tools::fast_temp_dir`] (tmpfs), [`tools::run`] | |
 //! | bad-input conformance | [`bad_input::assert_rejects_bad_input`] | |
-//! | running a resource binary with a request | [`resource_cli::ResourceCli::new`] (env, timeout), [`resource_cli::run`] | [`resource_cli::Run`]: `code`, `stdout` (JSON), `stdout_text`, `stderr`, `json()`, `failed_with` |
+//! | running a resource binary with a request | [`resource_cli::ResourceCli::new`] (env, timeout), [`resource_cli::run`] | [`resource_cli::Run`]: `code`, `stdout` (JSON), `stdout_text`, `stderr`, `json()`, `versions_of`, `failed_with` |
 //!
 //! ```no_run
 //! use testbed::registry::{Registry, RegistryAuth};

@@ -42,6 +42,28 @@ impl Run {
         self.stdout.clone()
     }
 
+    /// The `key` of each version a successful `check` answered, oldest first; panics unless the
+    /// run succeeded, answered an array, and every version holds only `key`, as a string.
+    pub fn versions_of(&self, key: &str) -> Vec<String> {
+        assert_eq!(self.code, 0, "check failed: {self:?}");
+        let versions = self
+            .stdout
+            .as_array()
+            .unwrap_or_else(|| panic!("check answered no array: {}", self.stdout_text));
+        versions
+            .iter()
+            .map(|v| {
+                let only = v
+                    .as_object()
+                    .filter(|o| o.len() == 1)
+                    .and_then(|o| o.get(key))
+                    .and_then(Value::as_str);
+                only.unwrap_or_else(|| panic!("versions hold only the {key}: {v}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+
     /// Asserts that the run failed and that its log contains `needle`.
     pub fn failed_with(&self, needle: &str) {
         assert_ne!(self.code, 0, "unexpected success: {}", self.stdout_text);

@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use testbed::resource_cli::ResourceCli;
-use testbed::resource_cli::Run;
+use testbed::resource_cli::{ResourceCli, Run};
 
 /// Runs `registry-tag-resource <args>` with `request` on stdin (fast retries).
 pub fn run(args: &[&str], request: &Value) -> Run {
@@ -23,17 +22,7 @@ pub fn check_tags(source: &Value, current: Option<&str>) -> (Vec<String>, String
     }
     let run = run(&["check"], &request);
     assert_eq!(run.code, 0, "check failed: {run:?}");
-    let tags = run
-        .stdout
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            let object = v.as_object().unwrap();
-            assert_eq!(object.len(), 1, "versions hold only the tag: {v}");
-            object["tag"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let tags = run.versions_of("tag");
     (tags, run.stderr)
 }
 

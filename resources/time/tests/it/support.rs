@@ -12,16 +12,7 @@ pub fn run(args: &[&str], request: &Value) -> Run {
 pub fn check_times(request: &Value) -> Vec<String> {
     let got = run(&["check"], request);
     assert_eq!(got.code, 0, "{request}: {got:?}");
-    got.stdout
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            let object = v.as_object().unwrap();
-            assert_eq!(object.len(), 1, "versions hold only the time: {v}");
-            object["time"].as_str().unwrap().to_owned()
-        })
-        .collect()
+    got.versions_of("time")
 }
 
 /// Parses an RFC 3339 time into a jiff timestamp.

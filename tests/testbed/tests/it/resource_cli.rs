@@ -73,3 +73,21 @@ fn a_run_past_its_timeout_is_killed() {
     assert_eq!(got.code, -1, "{got:?}");
     assert!(start.elapsed() < std::time::Duration::from_secs(4));
 }
+
+#[test]
+fn versions_of_reads_single_key_versions() {
+    let answer = json!([{"tag": "1"}, {"tag": "2"}]);
+    let got = run(sh(), &["-c", "cat"], &answer);
+    assert_eq!(got.versions_of("tag"), ["1", "2"]);
+    let bad = [
+        json!([{"tag": "1", "digest": "x"}]),
+        json!([{"ref": "1"}]),
+        json!([{"tag": 1}]),
+        json!({"tag": "1"}),
+    ];
+    for answer in bad {
+        let got = run(sh(), &["-c", "cat"], &answer);
+        let result = std::panic::catch_unwind(|| got.versions_of("tag"));
+        assert!(result.is_err(), "{answer}");
+    }
+}
