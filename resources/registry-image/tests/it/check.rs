@@ -4,7 +4,7 @@
 use serde_json::json;
 use testbed::registry::{Registry, RegistryAuth};
 
-use crate::images::{ImageSpec, push, push_file, run, run_ok, source};
+use crate::images::{ImageSpec, push, push_arch_index, push_file, run, run_ok, source};
 
 fn v(tag: &str, digest: &str) -> serde_json::Value {
     json!({"tag": tag, "digest": digest})
@@ -66,16 +66,7 @@ fn tag_mode_reports_given_and_current() {
 fn multi_arch_tags_give_the_index_digest() {
     let registry = Registry::start(RegistryAuth::None);
     let dir = tempfile::tempdir().unwrap();
-    let index = push(
-        &registry,
-        dir.path(),
-        "multi",
-        "latest",
-        &[
-            ImageSpec::new("amd64", vec![vec![("arch", "amd64")]]),
-            ImageSpec::new("arm64", vec![vec![("arch", "arm64")]]),
-        ],
-    );
+    let index = push_arch_index(&registry, dir.path(), "multi", "latest");
     let raw = crate::images::remote_raw(&registry, "multi", "latest");
     assert!(String::from_utf8_lossy(&raw).contains("manifests"));
     let mut src = source(&registry, "multi");

@@ -204,6 +204,21 @@ pub fn push_file(
     )
 }
 
+/// [`push`] of an index of an amd64 and an arm64 image, each with a file `arch` naming its
+/// architecture.
+pub fn push_arch_index(registry: &Registry, dir: &Path, repo: &str, tag: &str) -> String {
+    push(
+        registry,
+        dir,
+        repo,
+        tag,
+        &[
+            ImageSpec::new("amd64", vec![vec![("arch", "amd64")]]),
+            ImageSpec::new("arm64", vec![vec![("arch", "arm64")]]),
+        ],
+    )
+}
+
 /// The raw manifest at `repo:reference` and its digest, via skopeo.
 pub fn remote_raw(registry: &Registry, repo: &str, reference: &str) -> Vec<u8> {
     let mut args = vec!["inspect".to_owned(), "--raw".to_owned()];

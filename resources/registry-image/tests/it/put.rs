@@ -10,7 +10,8 @@ use serde_json::json;
 use testbed::registry::{Registry, RegistryAuth};
 
 use crate::images::{
-    ImageSpec, push, push_file, remote_digest, remote_raw, run, run_ok, skopeo, source,
+    ImageSpec, push, push_arch_index, push_file, remote_digest, remote_raw, run, run_ok, skopeo,
+    source,
 };
 
 fn list_tags(registry: &Registry, repo: &str) -> Vec<String> {
@@ -103,16 +104,7 @@ fn round_trips_what_in_wrote_in_every_auth_mode() {
 fn pushes_a_multi_arch_layout_as_an_index() {
     let registry = Registry::start(RegistryAuth::None);
     let dir = tempfile::tempdir().unwrap();
-    let index = push(
-        &registry,
-        dir.path(),
-        "multi",
-        "latest",
-        &[
-            ImageSpec::new("amd64", vec![vec![("arch", "amd64")]]),
-            ImageSpec::new("arm64", vec![vec![("arch", "arm64")]]),
-        ],
-    );
+    let index = push_arch_index(&registry, dir.path(), "multi", "latest");
     let src = dir.path().join("src");
     get(&registry, "multi", &index, &src.join("image"), "oci-layout");
     let mut source = source(&registry, "pushed");
