@@ -5,18 +5,20 @@
 //! (offset, length) in the tarball, small documents (`index.json`, `manifest.json`, manifests,
 //! configs) are read into memory from there, and every other blob is uploaded straight from
 //! its range of the tarball, hashed while it streams. Nothing is extracted, so a multi-GB image
-//! costs no temp disk and is read once to push (twice for an old docker-save layer, whose
-//! digest must be computed before the manifest can name it). A compressed tarball (gzip or
-//! zstd, sniffed) cannot be read at an offset: it is extracted with the safe unpacker into a
-//! temp dir first, as before, and pushed from there.
+//! costs no temp disk and each blob is read once. (The exception: a compressed layer of an
+//! old-style docker save, whose digest the tarball states nowhere, is hashed before the
+//! manifest can name it.) A compressed tarball (gzip or zstd, sniffed) cannot be read at an
+//! offset: it is extracted with the safe unpacker into a temp dir first, as before, and pushed
+//! from there.
 //!
 //! Manifests found in a layout are pushed byte for byte; a docker-save manifest is converted
 //! to an OCI manifest (its config and layers kept as they are: an uncompressed `layer.tar` is
 //! pushed uncompressed, as `application/vnd.oci.image.layer.v1.tar`), the same document
 //! whether the tarball was read in place or extracted. Where the tarball states a digest, the
 //! bytes must have it: a blob under `blobs/<alg>/<hex>`, an old-style config named
-//! `<hex>.json`, and an uncompressed layer against the config's `rootfs.diff_ids`; a mismatch
-//! is an error naming the digest, raised before any tag is pushed.
+//! `<hex>.json`, an uncompressed layer (its digest is the config's `rootfs.diff_ids` entry).
+//! Documents are checked as they are read; blobs as they stream, so a mismatch fails the push
+//! before any manifest or tag is written, naming the digest.
 
 use std::collections::HashMap;
 use std::fs;
@@ -233,13 +235,25 @@ fn read_data(data: &BlobData, limit: u64) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-/// sha256 and first bytes of `data`.
-fn hash_data(data: &BlobData) -> anyhow::Result<(String, Vec<u8>)> {
+/// The first bytes of `data` (enough to sniff a compression).
+fn prefix_of(data: &BlobData) -> anyhow::Result<Vec<u8>> {
     match data {
-        BlobData::Bytes(bytes) => Ok((
-            sha256_digest(bytes),
-            bytes.iter().take(8).copied().collect(),
-        )),
+        BlobData::Bytes(bytes) => Ok(bytes.iter().take(8).copied().collect()),
+        BlobData::File { path, offset, len } => {
+            let file =
+                fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let mut buf = vec![0u8; usize::try_from((*len).min(8))?];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, *offset)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(buf)
+        }
+    }
+}
+
+/// The sha256 digest of `data`.
+fn hash_data(data: &BlobData) -> anyhow::Result<String> {
+    match data {
+        BlobData::Bytes(bytes) => Ok(sha256_digest(bytes)),
         BlobData::File { path, offset, len } => {
             let mut file =
                 fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -247,15 +261,11 @@ fn hash_data(data: &BlobData) -> anyhow::Result<(String, Vec<u8>)> {
             let mut file = file.take(*len);
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 1 << 20];
-            let mut prefix = Vec::new();
             let mut read = 0u64;
             loop {
                 let n = file.read(&mut buf)?;
                 if n == 0 {
                     break;
-                }
-                if prefix.len() < 8 {
-                    prefix.extend_from_slice(&buf[..n.min(8 - prefix.len())]);
                 }
                 hasher.update(&buf[..n]);
                 read += n as u64;
@@ -266,7 +276,7 @@ fn hash_data(data: &BlobData) -> anyhow::Result<(String, Vec<u8>)> {
                 path.display(),
                 len - read
             );
-            Ok((format!("sha256:{}", hex::encode(hasher.finalize())), prefix))
+            Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
         }
     }
 }
@@ -505,36 +515,38 @@ fn load_docker_save(
     };
     let mut blobs = HashMap::new();
     blobs.insert(config_digest, BlobData::Bytes(config));
-    // Old docker-save tarballs link repeated layers to one file: hash each once.
-    let mut hashed: HashMap<BlobData, (String, Vec<u8>)> = HashMap::new();
+    // A layer's digest is known without reading it when the tarball states it: an uncompressed
+    // layer's is its diff_id, a Docker 25+ layer's is in its name. It is then verified while
+    // the layer streams to the registry, so the layer is read once. Otherwise (a compressed
+    // layer in an old-style save) it is hashed first; old docker-save tarballs link repeated
+    // layers to one file, hashed once.
+    let mut hashed: HashMap<BlobData, String> = HashMap::new();
     let mut layers = Vec::new();
     for (i, name) in entry.layers.iter().enumerate() {
         let data = inside(name)?;
-        let (digest, prefix) = match hashed.get(&data) {
-            Some(known) => known.clone(),
-            None => {
-                let known =
-                    hash_data(&data).with_context(|| format!("cannot read layer {name}"))?;
-                hashed.insert(data.clone(), known.clone());
-                known
-            }
-        };
-        if let Some(stated) = stated_digest(name, false) {
-            anyhow::ensure!(
-                stated == digest,
-                "digest mismatch: layer {name} hashes to {digest}"
-            );
-        }
+        let prefix = prefix_of(&data).with_context(|| format!("cannot read layer {name}"))?;
         let media_type = oci::layer_media_type(&prefix);
-        // An uncompressed layer's digest is its diff_id.
-        if media_type == oci::OCI_LAYER_TAR
-            && let Some(diff_id) = diff_ids.get(i)
-        {
-            anyhow::ensure!(
-                *diff_id == digest,
-                "digest mismatch: layer {name} hashes to {digest}, the image config says {diff_id}"
-            );
-        }
+        let stated = stated_digest(name, false);
+        let diff_id = diff_ids
+            .get(i)
+            .filter(|_| media_type == oci::OCI_LAYER_TAR)
+            .filter(|d| registry_client::digest::validate_digest(d).is_ok());
+        let digest = match (stated, diff_id) {
+            (Some(stated), Some(diff_id)) if stated != *diff_id => anyhow::bail!(
+                "digest mismatch: layer {name} is named {stated}, the image config says {diff_id}"
+            ),
+            (Some(known), _) => known,
+            (None, Some(known)) => known.clone(),
+            (None, None) => match hashed.get(&data) {
+                Some(known) => known.clone(),
+                None => {
+                    let known =
+                        hash_data(&data).with_context(|| format!("cannot read layer {name}"))?;
+                    hashed.insert(data.clone(), known.clone());
+                    known
+                }
+            },
+        };
         let size = match &data {
             BlobData::File { len, .. } => *len,
             BlobData::Bytes(bytes) => bytes.len() as u64,
