@@ -22,6 +22,7 @@
 //! | writable Nix binary cache | [`nix::WebDavCache::start`], `start_with_basic_auth` | `url()`, `root()` |
 //! | Nix store paths and keys | [`nix::NixEnv`] (fresh `XDG_CACHE_HOME`) | `build_input_addressed`, `add_file_to_store`, [`nix::generate_key`], `copy_to_cache`, `copy_from_cache`, `verify_in_cache` |
 //! | HTTP proxy (CONNECT tunnels, forwarding) | [`proxy::HttpProxy::start`] (optional Basic proxy auth) | `url()`, `addr()`, `requests()` |
+//! | Docker daemon (dockerd 20.10, `vfs`, no network) | [`docker::Docker::start`] | `host()`, `env()`, `docker(args)`, `docker_with_stdin`, `inspect(image)` |
 //! | any other nginx site | [`nginx::Nginx::start`], `start_tls` | `addr()` |
 //! | a CA and server certificate | [`tls::generate_ca`] | `ca_cert_pem`, `cert_dir`, `server_cert`, `server_key` |
 //! | your own in-process HTTP fixture | [`http_fixture::HttpFixture::serve`] (an axum `Router`) | `addr()`, `url()` |
@@ -54,6 +55,7 @@
 //!   `static` leaks it until the process exits (nextest runs each test in its own process).
 
 pub mod bad_input;
+pub mod docker;
 pub mod fixtures;
 pub mod git;
 pub mod gpg;

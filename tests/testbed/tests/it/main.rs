@@ -3,6 +3,7 @@
 // Helpers here are test code too: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
+mod docker;
 mod git;
 mod gpg;
 mod lfs;
