@@ -2,6 +2,8 @@
 # Benchmark: registry-image-resource against skopeo on the same local registry, in one run.
 #   pull:   our `in` (format oci-layout)  vs  skopeo copy docker://… oci:…   (target ≤ 0.8×)
 #   push:   our `out` (OCI layout)         vs  skopeo copy oci:… docker://…   (to an empty registry)
+#   save:   our `out` (docker-save tarball) vs skopeo copy docker-archive:… docker://…, with peak
+#           RSS and the most temp disk each used (TMPDIR sampled; the tarball is read in place)
 #   rootfs: our `in` (format rootfs), for reference, with its peak RSS (target < 100 MB)
 #   digest: our `check` in tag mode       vs  skopeo inspect --raw            (target ≤ 0.5×)
 #   semver: our `check` over 1,000 tags, concurrent vs one-at-a-time lookups  (target ≥ 4×)
@@ -52,7 +54,9 @@ CONF
 }
 read -r host pid < <(start_registry storage); pids+=("$pid")
 read -r push_host pid < <(start_registry push-storage); pids+=("$pid")
-for h in "$host" "$push_host"; do
+# A third, for the docker-save push: skopeo would mount blobs it pushed to push-storage before.
+read -r save_host pid < <(start_registry save-storage); pids+=("$pid")
+for h in "$host" "$push_host" "$save_host"; do
   for _ in $(seq 100); do
     python3 -c "import urllib.request; urllib.request.urlopen('http://$h/v2/')" 2>/dev/null && break
     sleep 0.1
@@ -93,6 +97,7 @@ rm -rf "$layout"
 now() { date +%s.%N; }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 secs() { python3 -c "print(f'{$1:.3f}')"; }
+mb() { python3 -c "print(f'{$1/1024:.1f}')"; } # KB -> MB
 source_json="{\"repository\":\"$host/bench\""
 get_request() { echo "{\"source\":$source_json},\"version\":{\"tag\":\"1.0.0\",\"digest\":\"$manifest_digest\"},\"params\":{\"format\":\"$1\"}}"; }
 
@@ -117,6 +122,44 @@ skopeo copy -q --preserve-digests --dest-tls-verify=false "oci:$work/ours/oci:1.
 t2=$(now)
 ours_push=$(python3 -c "print($t1-$t0)") skopeo_push=$(python3 -c "print($t2-$t1)")
 rm -rf "$work/ours"
+
+# --- push of a docker-save tarball: ours (read in place) vs skopeo copy docker-archive: -----------
+# Both push every byte to fresh repositories of a registry neither has pushed to (skopeo would
+# mount what it pushed elsewhere), skopeo with --preserve-digests so it uploads the uncompressed
+# layers as they are (as we do) instead of gzipping them first. Temp disk: each tool gets its own
+# TMPDIR, sampled during a second run (the sampling costs CPU, so it is not timed).
+mkdir -p "$work/save" "$work/tmp-ours" "$work/tmp-skopeo"
+skopeo copy -q --src-tls-verify=false "docker://$host/bench:1.0.0" "docker-archive:$work/save/image.tar:bench:1.0.0"
+save_mb=$(( $(stat -c %s "$work/save/image.tar") / 1024 / 1024 ))
+peak_tmp() { # dir cmd... -> runs cmd with TMPDIR=dir, prints the most KB seen under dir meanwhile
+  local dir=$1 max=0 kb pid; shift
+  TMPDIR=$dir "$@" & pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    kb=$(du -sk "$dir" 2>/dev/null | cut -f1); [ "${kb:-0}" -gt "$max" ] && max=$kb
+    sleep 0.02
+  done
+  wait "$pid"
+  echo "$max"
+}
+echo "{\"source\":{\"repository\":\"$save_host/save-ours\",\"tag\":\"1.0.0\"},\"params\":{\"image\":\"image.tar\"}}" > "$work/save.json"
+# Timed runs (with peak RSS), then runs whose temp dir is sampled (the sampling costs CPU).
+t0=$(now)
+TMPDIR=$work/tmp-ours /usr/bin/time -f '%M' -o "$work/rss-save-ours" "$bin" out "$work/save" < "$work/save.json" >/dev/null 2>"$work/save.log" \
+  || { cat "$work/save.log" >&2; exit 1; }
+t1=$(now)
+TMPDIR=$work/tmp-skopeo /usr/bin/time -f '%M' -o "$work/rss-save-skopeo" skopeo copy -q --preserve-digests --dest-tls-verify=false \
+  "docker-archive:$work/save/image.tar" "docker://$save_host/save-skopeo:1.0.0"
+t2=$(now)
+ours_save=$(python3 -c "print($t1-$t0)") skopeo_save=$(python3 -c "print($t2-$t1)")
+ours_save_tmp=$(peak_tmp "$work/tmp-ours" sh -c "'$bin' out '$work/save' < '$work/save.json' >/dev/null 2>&1")
+skopeo_save_tmp=$(peak_tmp "$work/tmp-skopeo" skopeo copy -q --preserve-digests --dest-tls-verify=false \
+  "docker-archive:$work/save/image.tar" "docker://$save_host/save-skopeo-again:1.0.0")
+ours_save_rss=$(tail -1 "$work/rss-save-ours") skopeo_save_rss=$(tail -1 "$work/rss-save-skopeo")
+grep -q "read in place" "$work/save.log" || { echo "bench: the tarball was not read in place" >&2; cat "$work/save.log" >&2; exit 1; }
+# Same config and layers pushed by both.
+blobs_of() { skopeo inspect --raw --tls-verify=false "docker://$save_host/$1:1.0.0" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m["config"]["digest"], *[l["digest"] for l in m["layers"]])'; }
+[ "$(blobs_of save-ours)" = "$(blobs_of save-skopeo)" ] || { echo "bench: docker-save pushes differ" >&2; exit 1; }
+rm -rf "$work/save"
 
 # --- rootfs with peak memory ---------------------------------------------------------------------
 t0=$(now)
@@ -197,6 +240,7 @@ total_mb=$((layers * kb / 1024))
 echo "registry-image benchmark: $layers layers × $kb KB (${total_mb} MB), $tags tags, $(basename "$(dirname "$bin")") build"
 echo "pull to OCI layout:  ours $(secs "$ours_pull") s   skopeo copy $(secs "$skopeo_pull") s   ratio $(ratio "$ours_pull" "$skopeo_pull") (target ≤ 0.8)"
 echo "push from layout:    ours $(secs "$ours_push") s   skopeo copy $(secs "$skopeo_push") s   ratio $(ratio "$ours_push" "$skopeo_push")"
+echo "push docker-save:    ours $(secs "$ours_save") s, $((ours_save_rss / 1024)) MB RSS, $(mb "$ours_save_tmp") MB temp   skopeo copy $(secs "$skopeo_save") s, $((skopeo_save_rss / 1024)) MB RSS, $(mb "$skopeo_save_tmp") MB temp   ratio $(ratio "$ours_save" "$skopeo_save") (${save_mb} MB tarball)"
 echo "pull to rootfs:      ours $(secs "$rootfs_time") s   peak RSS $((rss_kb / 1024)) MB (target < 100)"
 echo "digest lookup (median of $reps): ours $(secs "$ours_digest") s   skopeo inspect $(secs "$skopeo_digest") s   ratio $(ratio "$ours_digest" "$skopeo_digest") (target ≤ 0.5)"
 echo "semver check:        concurrent $(secs "$ours_semver") s   one at a time $(secs "$serial_semver") s   speed-up $(ratio "$serial_semver" "$ours_semver")× (127.0.0.1, CPU-bound)"
