@@ -2,6 +2,11 @@
 //!
 //! Contract: `shared/spec/registry-image.md`. This module wires the resource into the protocol harness; the
 //! accepted `source` and `params` are declared in [`config`].
+//!
+//! `out` reads an uncompressed image tarball (docker save, Docker 25+ save, oci-archive) in
+//! place: [`tar_index`] maps members to byte ranges and blobs are uploaded from there, verified
+//! while they stream, with no temp copy. A gzip- or zstd-compressed tarball cannot be read at
+//! an offset, so it is still extracted to a temp dir first ([`local_image`]).
 
 pub mod check;
 pub mod config;

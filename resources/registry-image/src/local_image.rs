@@ -68,8 +68,9 @@ pub enum BlobData {
 /// Where a layout's or a docker-save tarball's files are.
 #[derive(Debug)]
 enum Files {
-    /// A directory (a layout, or an extracted tarball).
-    Dir(PathBuf),
+    /// A directory: a layout the build wrote (`confined: false`, its symlinks are the build's
+    /// business), or an extracted tarball (`confined: true`, its symlinks must stay inside).
+    Dir { root: PathBuf, confined: bool },
     /// The members of an uncompressed tarball.
     Tarball(TarIndex),
 }
@@ -78,7 +79,7 @@ impl Files {
     /// Where file `name` (relative, `/`-separated) is; `Ok(None)` when there is none.
     fn locate(&self, name: &str) -> anyhow::Result<Option<BlobData>> {
         match self {
-            Files::Dir(root) => {
+            Files::Dir { root, confined } => {
                 let path = Path::new(name);
                 anyhow::ensure!(
                     path.components()
@@ -89,7 +90,14 @@ impl Files {
                 let Ok(metadata) = fs::metadata(&path) else {
                     return Ok(None);
                 };
-                // An extracted tarball may hold symlinks: they must stay inside it.
+                if !*confined {
+                    anyhow::ensure!(metadata.is_file(), "{name:?} is not a file");
+                    return Ok(Some(BlobData::File {
+                        path,
+                        offset: 0,
+                        len: metadata.len(),
+                    }));
+                }
                 let real = path
                     .canonicalize()
                     .with_context(|| format!("cannot resolve {}", path.display()))?;
@@ -139,7 +147,7 @@ impl Files {
 
     fn describe(&self) -> String {
         match self {
-            Files::Dir(root) => root.display().to_string(),
+            Files::Dir { root, .. } => root.display().to_string(),
             Files::Tarball(index) => index.path().display().to_string(),
         }
     }
@@ -284,7 +292,11 @@ fn hash_data(data: &BlobData) -> anyhow::Result<String> {
 /// Reads the image at `path` (a layout directory or a tarball).
 pub fn load(path: &Path) -> anyhow::Result<LocalImage> {
     if path.is_dir() {
-        return load_layout(Files::Dir(path.to_owned()), None);
+        let files = Files::Dir {
+            root: path.to_owned(),
+            confined: false,
+        };
+        return load_layout(files, None);
     }
     let mut file =
         fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -328,7 +340,10 @@ fn load_extracted(path: &Path) -> anyhow::Result<LocalImage> {
         },
     )
     .with_context(|| format!("{} is not a readable image tarball", path.display()))?;
-    let files = Files::Dir(scratch.path().to_owned());
+    let files = Files::Dir {
+        root: scratch.path().to_owned(),
+        confined: true,
+    };
     load_files(path, files, Some(scratch))
 }
 

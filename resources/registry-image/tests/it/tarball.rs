@@ -403,7 +403,7 @@ fn tampered_tarballs_fail_naming_the_digest_and_tag_nothing() {
     let saved_config = saved[0].0.clone();
     let blob = |d: &str| format!("blobs/sha256/{}", hex(d));
     let mut escaping = docker_save(&image);
-    escaping[3] = link("again/layer.tar", "../../etc/passwd");
+    escaping[3] = link("again/layer.tar", "/etc/passwd");
     // case, members, member to flip, what the error names
     let cases: Vec<(&str, Members, Option<String>, Vec<String>)> = vec![
         (
@@ -446,7 +446,7 @@ fn tampered_tarballs_fail_naming_the_digest_and_tag_nothing() {
             "save-escaping-link",
             escaping,
             None,
-            vec!["is a link to \"../../etc/passwd\", outside the tarball".to_owned()],
+            vec!["is a link to \"/etc/passwd\", outside the tarball".to_owned()],
         ),
     ];
     for (name, members, tamper, expect) in cases {
@@ -472,4 +472,15 @@ fn tampered_tarballs_fail_naming_the_digest_and_tag_nothing() {
             "{name}: no tag pushed"
         );
     }
+    // Extracted (gzipped), the same link must not be followed out of the temp dir either.
+    gzip(&src.join("save-escaping-link.tar"));
+    let outcome = out(&registry, &src, "save-escaping-link.tar.gz", "gz-link");
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert!(
+        outcome
+            .stderr
+            .contains("\"again/layer.tar\" links outside the image"),
+        "{}",
+        outcome.stderr
+    );
 }
