@@ -2,6 +2,7 @@
 //! and real tools (umoci, skopeo, bwrap, runc, docker-registry) judging its output.
 
 mod build;
+mod docker;
 mod push;
 mod run;
 mod support;

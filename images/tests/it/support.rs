@@ -299,3 +299,53 @@ pub fn run_binary(binary: &Path, args: &[&str], stdin: &str) -> Answer {
     cmd.args(args).env_clear().env("PATH", CONTAINER_PATH);
     run_with_stdin(cmd, stdin)
 }
+
+/// The image config blob of `image` (from its OCI layout: index → manifest → config), parsed,
+/// with its digest.
+pub fn image_config(image: &Summary) -> (String, serde_json::Value) {
+    let blob = |digest: &str| {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        std::fs::read(image.layout.join("blobs/sha256").join(hex)).unwrap()
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob(&image.manifest_digest)).unwrap();
+    let digest = manifest["config"]["digest"].as_str().unwrap().to_owned();
+    let config = serde_json::from_slice(&blob(&digest)).unwrap();
+    (digest, config)
+}
+
+/// The contents of the regular file `path` (e.g. `opt/resource/git-resource`) in `image`'s
+/// (only) layer.
+pub fn layer_file(image: &Summary, path: &str) -> Vec<u8> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["digest"], image.manifest_digest,
+        "{}",
+        image.type_name
+    );
+    let manifest_path = image
+        .layout
+        .join("blobs/sha256")
+        .join(image.manifest_digest.trim_start_matches("sha256:"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let file = std::fs::File::open(
+        image
+            .layout
+            .join("blobs/sha256")
+            .join(layer.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap() == Path::new(path) {
+            let mut contents = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut contents).unwrap();
+            return contents;
+        }
+    }
+    panic!("{}: no {path} in the layer", image.type_name);
+}
