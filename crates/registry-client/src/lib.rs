@@ -7,6 +7,9 @@
 //! host, `Link`-paginated tag lists, manifests with the full `Accept` set, and blobs verified
 //! against their digest while they stream.
 //!
+//! [`Platform`] is the `platform` object both resources accept in `source` and `params`, parsed
+//! strictly; with the `schemars` feature it also describes itself as a JSON schema.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), registry_client::RegistryError> {
 //! use registry_client::{ClientConfig, ImageReference, RegistryClient};
@@ -29,6 +32,7 @@ mod client;
 pub mod digest;
 mod error;
 pub mod media;
+mod platform;
 pub mod reference;
 
 pub use client::{
@@ -37,6 +41,7 @@ pub use client::{
     read_body,
 };
 pub use error::RegistryError;
+pub use platform::Platform;
 pub use reference::ImageReference;
 pub use reqwest::{StatusCode, Url};
 pub use resource_protocol::Secret;

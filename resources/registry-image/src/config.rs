@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 use resource_protocol::{InvalidRequest, NotImplemented, Secret, lenient};
 use serde::Deserialize;
 
+/// An image platform (`source.platform`, `params.platform`): unset fields default to
+/// linux/amd64 when an index is resolved.
+pub use registry_client::Platform;
+
 /// `source` of a registry-image resource.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,21 +173,6 @@ pub struct RegistryMirror {
     /// Mirror password.
     #[serde(default)]
     pub password: Option<Secret>,
-}
-
-/// An image platform.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Platform {
-    /// Operating system (default linux).
-    #[serde(default)]
-    pub os: Option<String>,
-    /// Architecture (default amd64).
-    #[serde(default)]
-    pub architecture: Option<String>,
-    /// Architecture variant.
-    #[serde(default)]
-    pub variant: Option<String>,
 }
 
 /// `params` of a get step.

@@ -9,6 +9,9 @@ use serde::Deserialize;
 use url::Url;
 use version_filter::{Range, SortMethod, TagPattern};
 
+/// `platform` (shared with registry-image; its JSON schema comes from the `schemars` feature).
+pub use registry_client::Platform;
+
 /// Default `pages`.
 pub const DEFAULT_PAGES: u64 = 1;
 /// Default `tags_per_page`.
@@ -110,21 +113,6 @@ pub struct Sort {
     #[serde(default, deserialize_with = "lenient::option_bool")]
     #[schemars(with = "Option<LenientBool>")]
     pub reverse: Option<bool>,
-}
-
-/// `platform`.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Platform {
-    /// e.g. `linux`.
-    #[serde(default)]
-    pub os: Option<String>,
-    /// e.g. `amd64`, `arm64`.
-    #[serde(default)]
-    pub architecture: Option<String>,
-    /// e.g. `v8`.
-    #[serde(default)]
-    pub variant: Option<String>,
 }
 
 /// `params` of a get step: none.
