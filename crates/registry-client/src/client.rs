@@ -6,6 +6,9 @@
 //! redirect to another host (blob storage) never carries the `Authorization` header, and
 //! (4) retries `429`, `5xx` and connection failures with exponential backoff, never
 //! `401`/`403`/`404`.
+//!
+//! Each URL goes through the client for its scheme (see [`Clients`]): `http` ones never load
+//! root certificates, so a check against a plain-http registry never reads the system roots.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -174,7 +177,7 @@ impl std::fmt::Debug for RegistryClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    http: Clients,
     registry: String,
     repository: String,
     scheme: SchemeChoice,
@@ -326,7 +329,7 @@ impl RegistryClient {
         } else {
             SchemeChoice::Https
         });
-        let http = build_http(&config.ca_certs, config.insecure, &config.user_agent)?;
+        let http = Clients::new(&config.ca_certs, config.insecure, &config.user_agent)?;
         let credentials = match (config.username, config.password) {
             (Some(username), password) if !username.is_empty() => Some(Credentials {
                 username,
@@ -841,7 +844,7 @@ impl RegistryClient {
                         let probe = https.join("v2/").map_err(|e| {
                             RegistryError::InvalidConfig(format!("registry {host:?}: {e}"))
                         })?;
-                        match self.inner.http.get(probe).send().await {
+                        match self.inner.http.probe().get(probe).send().await {
                             Ok(_) => Ok(https),
                             // An https server with a certificate we do not trust: say so
                             // rather than speaking http to it.
@@ -889,7 +892,12 @@ impl RegistryClient {
         let mut answered_challenge = false;
         loop {
             let own = url.origin() == base.origin();
-            let mut request = self.inner.http.request(method.clone(), url.clone());
+            let mut request = self
+                .inner
+                .http
+                .for_url(&url)
+                .await?
+                .request(method.clone(), url.clone());
             for (name, value) in &call.headers {
                 request = request.header(name, value);
             }
@@ -1117,7 +1125,7 @@ impl RegistryClient {
         let retry = self.inner.retry;
         let mut attempt = 1;
         let response = loop {
-            let mut request = self.inner.http.get(url.clone());
+            let mut request = self.inner.http.for_url(&url).await?.get(url.clone());
             if let Some(c) = &self.inner.credentials {
                 request = request.header(header::AUTHORIZATION, c.basic_header());
             }
@@ -1239,32 +1247,95 @@ enum NotFound<'a> {
     Blob(&'a str),
 }
 
-/// A reqwest client with our TLS settings: extra CA certificates, optionally no certificate
-/// checks, no automatic redirects.
-fn build_http(
-    ca_certs: &[String],
+/// The reqwest clients behind every request, picked by the URL's scheme. An `http` URL goes
+/// through a client built without root certificates; an `https` URL through one trusting the
+/// system and webpki roots plus `ca_certs` (`insecure`: no certificate checks), built on the
+/// first https request. Reading the system roots costs more than a whole `check` against a
+/// plain-http registry, which never needs them. Clones share both clients.
+#[derive(Clone)]
+struct Clients(Arc<ClientsInner>);
+
+struct ClientsInner {
+    plain: reqwest::Client,
+    tls: tokio::sync::OnceCell<reqwest::Client>,
+    ca_certs: Vec<String>,
     insecure: bool,
-    user_agent: &str,
-) -> Result<reqwest::Client, RegistryError> {
-    let builder = reqwest::Client::builder()
+    user_agent: String,
+}
+
+impl Clients {
+    /// Checks `ca_certs` at once (a bad entry is a configuration error before anything is
+    /// sent) and builds the plain client; the TLS client waits for its first https URL.
+    fn new(ca_certs: &[String], insecure: bool, user_agent: &str) -> Result<Self, RegistryError> {
+        // Parsed again when the TLS client is built: microseconds, and only with ca_certs.
+        let _checked = http_tls::trust_ca_certs(reqwest::Client::builder(), ca_certs)
+            .map_err(|e| RegistryError::InvalidConfig(e.to_string()))?;
+        let plain = http_builder(insecure, user_agent)
+            .tls_built_in_root_certs(false)
+            .build()
+            .map_err(|e| RegistryError::InvalidConfig(error_chain(&e)))?;
+        Ok(Self(Arc::new(ClientsInner {
+            plain,
+            tls: tokio::sync::OnceCell::new(),
+            ca_certs: ca_certs.to_vec(),
+            insecure,
+            user_agent: user_agent.to_owned(),
+        })))
+    }
+
+    /// The client for `url`: anything but `https` (redirects may lead anywhere) goes through
+    /// the plain client, which cannot verify a certificate, so https never does.
+    async fn for_url(&self, url: &Url) -> Result<&reqwest::Client, RegistryError> {
+        let inner = &*self.0;
+        if url.scheme() != "https" {
+            return Ok(&inner.plain);
+        }
+        inner
+            .tls
+            .get_or_try_init(|| async {
+                let builder = http_builder(inner.insecure, &inner.user_agent);
+                http_tls::trust_ca_certs(builder, &inner.ca_certs)
+                    .map_err(|e| RegistryError::InvalidConfig(e.to_string()))?
+                    .build()
+                    .map_err(|e| RegistryError::InvalidConfig(error_chain(&e)))
+            })
+            .await
+    }
+
+    /// The client that asks whether a host speaks https at all. It needs no roots: a TLS
+    /// server fails it with a certificate error (or accepts it, for `insecure`), which means
+    /// https just as a trusted answer would, and anything else fails it before the
+    /// certificate is looked at, as it would the TLS client.
+    fn probe(&self) -> &reqwest::Client {
+        &self.0.plain
+    }
+}
+
+/// Settings both clients share: no automatic redirects, our timeouts and user agent.
+fn http_builder(insecure: bool, user_agent: &str) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
         .user_agent(user_agent)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(15))
         .read_timeout(Duration::from_secs(120))
-        .danger_accept_invalid_certs(insecure);
-    http_tls::trust_ca_certs(builder, ca_certs)
-        .map_err(|e| RegistryError::InvalidConfig(e.to_string()))?
-        .build()
-        .map_err(|e| RegistryError::InvalidConfig(error_chain(&e)))
+        .danger_accept_invalid_certs(insecure)
 }
 
 /// Anonymous `GET`s of JSON APIs that sit next to registries (Docker Hub's listing API), with
 /// the same TLS settings and retries as [`RegistryClient`]. It never sends credentials, and
 /// follows redirects only to the same origin.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpTransport {
-    http: reqwest::Client,
+    http: Clients,
     retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTransport")
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpTransport {
@@ -1277,7 +1348,7 @@ impl HttpTransport {
         user_agent: &str,
     ) -> Result<Self, RegistryError> {
         Ok(Self {
-            http: build_http(ca_certs, insecure, user_agent)?,
+            http: Clients::new(ca_certs, insecure, user_agent)?,
             retry,
         })
     }
@@ -1291,6 +1362,8 @@ impl HttpTransport {
         loop {
             let outcome = self
                 .http
+                .for_url(&url)
+                .await?
                 .get(url.clone())
                 .header(header::ACCEPT, "application/json")
                 .send()
@@ -1791,5 +1864,30 @@ mod tests {
         let client =
             RegistryClient::new(ClientConfig::new("index.docker.io", "library/x")).unwrap();
         assert_eq!(client.registry(), "registry-1.docker.io");
+    }
+
+    /// A plain-http registry (named with or without the scheme, so with and without the https
+    /// probe) never builds the TLS client, so the system roots are never read; the first https
+    /// URL builds it once for the client and every clone.
+    #[tokio::test]
+    async fn builds_the_tls_client_only_for_https() {
+        let fx = testbed::fixtures::distribution::DistributionFixture::start();
+        fx.add_tags("app", &["1.0"]);
+        for registry in [fx.host(), format!("http://{}", fx.host())] {
+            let mut config = ClientConfig::new(&registry, "app");
+            config.retry = RetryPolicy::fast();
+            let client = RegistryClient::new(config).unwrap();
+            assert_eq!(client.list_tags(10, 1).await.unwrap(), ["1.0"]);
+            assert!(client.head_manifest("1.0").await.unwrap().is_some());
+            let tls = &client.inner.http.0.tls;
+            assert!(!tls.initialized(), "{registry}: TLS client built for http");
+            let other = client.for_repository("other").unwrap();
+            let http = Url::parse(&fx.base_url()).unwrap();
+            other.inner.http.for_url(&http).await.unwrap();
+            assert!(!tls.initialized(), "{registry}");
+            let https = Url::parse("https://127.0.0.1:1/").unwrap();
+            other.inner.http.for_url(&https).await.unwrap();
+            assert!(tls.initialized(), "{registry}: shared with for_repository");
+        }
     }
 }

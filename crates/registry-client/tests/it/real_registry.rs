@@ -1,6 +1,13 @@
-//! The client against the packaged registry (distribution 2.8) in Basic, Bearer and TLS modes.
+//! The client against the packaged registry (distribution 2.8) in Basic, Bearer and TLS modes,
+//! and a TLS one as the https blob storage a plain-http registry redirects to.
 
+use std::sync::{Arc, Mutex};
+
+use axum::extract::Path;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect};
 use registry_client::{ClientConfig, RegistryClient, RegistryError, RetryPolicy, Secret, media};
+use testbed::http_fixture::HttpFixture;
 use testbed::registry::{Registry, RegistryAuth};
 
 /// A client for `registry`, with its credentials and CA when it has them.
@@ -151,4 +158,81 @@ async fn bearer_registry_round_trip_with_scoped_tokens() {
         .await
         .unwrap_err();
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+}
+
+/// A plain-http registry that answers blob `GET`s with a redirect to https blob storage (here a
+/// TLS registry with its own CA), as registries in front of object storage do: the redirect is
+/// followed with the TLS settings (`ca_certs`) and no credentials, and without the CA the
+/// certificate is refused at once, never retried.
+#[tokio::test]
+async fn http_registry_redirects_blobs_to_https_storage() {
+    let storage = Registry::start(RegistryAuth::Tls);
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = registry_client::digest::sha256_digest(&content);
+    client_for(&storage, "store/app", None)
+        .upload_blob_bytes(&digest, content.clone().into())
+        .await
+        .unwrap();
+    let seen: Arc<Mutex<Vec<bool>>> = Arc::default();
+    let front = {
+        let (base, seen) = (storage.base_url(), Arc::clone(&seen));
+        let blob = move |Path(digest): Path<String>, headers: HeaderMap| async move {
+            let authorized = headers
+                .get(header::AUTHORIZATION)
+                .is_some_and(|v| v.as_bytes().starts_with(b"Basic "));
+            seen.lock().unwrap().push(authorized);
+            if !authorized {
+                let challenge = [(header::WWW_AUTHENTICATE, r#"Basic realm="front""#)];
+                return (StatusCode::UNAUTHORIZED, challenge).into_response();
+            }
+            Redirect::temporary(&format!("{base}/v2/store/app/blobs/{digest}")).into_response()
+        };
+        let router = axum::Router::new().route("/v2/app/blobs/{digest}", axum::routing::get(blob));
+        HttpFixture::serve("http-front", router)
+    };
+    let config = |registry: &str, ca: bool| {
+        let mut config = ClientConfig::new(registry, "app");
+        config.username = Some("alice".into());
+        config.password = Some(Secret::new("pa55word"));
+        config.ca_certs = storage
+            .ca_cert_pem()
+            .filter(|_| ca)
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
+        config
+    };
+    // Named with the scheme, and bare (https probed first, then http).
+    for registry in [front.url(), front.addr().to_string()] {
+        let mut with_ca = config(&registry, true);
+        with_ca.retry = RetryPolicy::fast();
+        let c = RegistryClient::new(with_ca).unwrap();
+        let got = c.get_blob_bytes(&digest, 1 << 20).await.unwrap();
+        assert!(got == content, "{registry}: blob differs");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        assert_eq!(c.download_blob_to(&digest, &path).await.unwrap(), 300_000);
+        assert!(std::fs::read(&path).unwrap() == content, "{registry}");
+
+        let mut without_ca = config(&registry, false);
+        // A retry would wait an hour (and the test time out): certificate errors are final.
+        without_ca.retry = RetryPolicy {
+            base_delay: std::time::Duration::from_secs(3600),
+            max_delay: std::time::Duration::from_secs(3600),
+            ..RetryPolicy::fast()
+        };
+        let err = RegistryClient::new(without_ca)
+            .unwrap()
+            .get_blob_bytes(&digest, 1 << 20)
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(message.to_lowercase().contains("certificate"), "{message}");
+        assert!(message.contains("https://127.0.0.1:"), "{message}");
+        assert!(!message.contains("pa55word"), "{message}");
+    }
+    // Each fetch: a 401, then the redirect with credentials (the storage never sees them:
+    // it is another origin, and the client attaches credentials to its registry's only).
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.iter().filter(|a| **a).count(), 6, "{seen:?}");
 }
