@@ -331,3 +331,45 @@ fn validate_json_lists_diagnostics_per_pipeline() {
     assert_eq!(lines[1]["valid"], serde_json::json!(true));
     assert_eq!(lines[1]["diagnostics"], serde_json::json!([]));
 }
+
+#[test]
+fn the_scheduled_example_runs_on_time_mock_and_a_dummy_var_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("scheduled.yml");
+    std::fs::copy(examples_dir().join("scheduled.yml"), &pipeline).unwrap();
+    let run = |args: &[&str]| {
+        let out = tributary()
+            .current_dir(dir.path())
+            .args(args)
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, _, err) = run(&["run", "scheduled.yml", "--runtime", "host"]);
+    assert_eq!(code, Some(0), "{err}");
+    for line in [
+        "build #1: succeeded",
+        "announce #1: succeeded",
+        "[build #1] report: built by the mock resource",
+        "[build #1] release: pushed {\"privileged\":\"true\",\"version\":\"1.0.1\"}",
+        "[announce #1] show: released 1.0.1",
+    ] {
+        assert!(err.contains(line), "{line}: {err}");
+    }
+    // The dummy var source's value is used and redacted.
+    assert!(err.contains("[build #1] report: ((redacted))"), "{err}");
+    assert!(!err.contains("hello from tributary"), "{err}");
+    // The time resource's interval has not passed: nothing new to build.
+    let (code, _, err) = run(&["run", "scheduled.yml", "--runtime", "host"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("build started"), "{err}");
+    let (code, out, err) = run(&["builds", "scheduled.yml"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 3, "a header and two builds: {out}");
+    let (code, out, err) = run(&["logs", "scheduled.yml", "build"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("tick "), "{out}");
+}
