@@ -373,3 +373,56 @@ fn the_scheduled_example_runs_on_time_mock_and_a_dummy_var_source() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("tick "), "{out}");
 }
+
+/// The README's main job: `tributary run examples/hello-local.yml` in a checkout (here a fresh
+/// repository holding the example, so `uri: ..` is that repository).
+#[test]
+fn the_readme_main_job_runs_both_jobs_then_has_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("examples")).unwrap();
+    std::fs::copy(
+        examples_dir().join("hello-local.yml"),
+        dir.path().join("examples/hello-local.yml"),
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        let out = resource_protocol::process::output_checked(
+            resource_protocol::process::command("git", dir.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .env("GIT_CONFIG_NOSYSTEM", "1"),
+        )
+        .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "examples"]);
+    git(&["commit", "-q", "-m", "the example"]);
+    let head = git(&["rev-parse", "--short", "HEAD"]);
+    let run = || {
+        let out = tributary()
+            .current_dir(dir.path())
+            .args(["run", "examples/hello-local.yml"])
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run();
+    assert_eq!(code, Some(0), "{err}");
+    for line in [
+        format!("[test #1] list-files: testing {head}"),
+        "test #1: succeeded".to_owned(),
+        "[package #1] tarball: ".to_owned(),
+        "package #1: succeeded".to_owned(),
+    ] {
+        assert!(err.contains(&line), "{line}: {err}");
+    }
+    assert!(dir.path().join("examples/.tributary/state.db").is_file());
+    let (code, err) = run();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("build started"), "{err}");
+}
