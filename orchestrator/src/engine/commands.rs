@@ -687,10 +687,15 @@ pub fn builds(args: BuildsArgs) -> u8 {
         Ok(b) => b,
         Err(e) => return fail(&e.to_string()),
     };
-    let mut text = String::from("id\tjob\tbuild\tstatus\tstarted\tfinished\terror\n");
+    let mut text = String::from("id\tjob\tbuild\tstatus\tstarted\tfinished\tlog\terror\n");
     for b in builds {
+        // `reaped`: build_log_retention removed the log; the build itself stays.
+        let log = match state.logs_reaped_at(b.id) {
+            Ok(Some(_)) => "reaped",
+            _ => "kept",
+        };
         text.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{log}\t{}\n",
             b.id,
             b.job,
             b.name,

@@ -1307,6 +1307,31 @@ jobs:
     );
     let out = logs("1");
     assert!(String::from_utf8_lossy(&out.stdout).contains("testing v1"));
+    // `builds` keeps every build and says whose log is gone.
+    let out = resource_protocol::process::command(tributary_binary(), f.path())
+        .args(["builds", "pipeline.yml", "--job", "keep-succeeded"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let logs: Vec<(&str, &str)> = table
+        .lines()
+        .skip(1)
+        .map(|row| {
+            let cells: Vec<&str> = row.split('\t').collect();
+            (cells[2], cells[6])
+        })
+        .collect();
+    assert_eq!(
+        logs,
+        [
+            ("5", "kept"),
+            ("4", "kept"),
+            ("3", "reaped"),
+            ("2", "reaped"),
+            ("1", "kept")
+        ],
+        "{table}"
+    );
 }
 
 #[test]
