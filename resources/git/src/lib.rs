@@ -51,6 +51,7 @@
 
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod filter;
 pub mod get;
 pub mod lfs;

@@ -16,7 +16,7 @@ use resource_protocol::{InvalidRequest, Secret};
 use crate::config::{Source, SubmoduleCredential};
 
 /// How long connecting to a server may take before the operation fails.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// How often a long fetch logs its progress (one line each time: build logs are not terminals).
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -253,6 +253,7 @@ pub fn proxy() -> git2::ProxyOptions<'static> {
 /// libgit2's own connect timeout is not used: with it set, libgit2 1.9 leaves sockets
 /// non-blocking and reads fail with EAGAIN; [`probe_reachable`] bounds the connect instead.
 pub fn configure_libgit2() {
+    crate::daemon::register();
     // Objects are verified when a fetch indexes them; hashing every object again on each read
     // (with the collision-detecting SHA-1) would triple the cost of a history walk.
     git2::opts::strict_hash_verification(false);
@@ -286,7 +287,12 @@ pub fn probe_reachable(uri: &str) -> anyhow::Result<()> {
         }
         return Ok(());
     };
-    if proxied {
+    // `git://` connects through [`crate::daemon`], which bounds the connect itself.
+    if proxied
+        || uri
+            .get(..6)
+            .is_some_and(|s| s.eq_ignore_ascii_case("git://"))
+    {
         return Ok(());
     }
     let shown = redact_url(uri);
