@@ -58,20 +58,39 @@ pub fn check(source: &Source, version: Option<&Version>) -> anyhow::Result<Vec<V
         depth: usize::try_from(source.version_depth.unwrap_or(1)).unwrap_or(usize::MAX),
     };
     let cursor = version.and_then(|v| v.get("ref")).map(String::as_str);
-    let _lock = lock_cache(source, tag_filter.is_some())?;
+    let tag_mode = tag_filter.is_some();
+    let _lock = lock_cache(source, tag_mode)?;
+    let versions = check_cached(source, &auth, tag_filter.as_ref(), &filters, cursor)?;
+    // Each incremental fetch adds a pack: merge the small ones now and then, as `git gc
+    // --auto` does for the official resource, so that lookups stay fast on a long-lived cache.
+    let dir = cache_dir(source, tag_mode);
+    if let Err(err) = consolidate_packs(&dir, MAX_PACKS) {
+        tracing::warn!("merging the packs of {}: {err:#}", dir.display());
+    }
+    Ok(versions)
+}
+
+/// The body of [`check`], with the cache locked.
+fn check_cached(
+    source: &Source,
+    auth: &Auth,
+    tag_filter: Option<&TagFilter>,
+    filters: &Filters,
+    cursor: Option<&str>,
+) -> anyhow::Result<Vec<Version>> {
     let repo = open_cache(source, tag_filter.is_some())?;
     crate::config::apply_git_config(&repo, source)?;
     let uri = source.uri.trim();
     let mut remote = open_remote(&repo, uri)?;
-    let (mut connection, remote_refs) = connect(&mut remote, &auth, uri)?;
-    match &tag_filter {
+    let (mut connection, remote_refs) = connect(&mut remote, auth, uri)?;
+    match tag_filter {
         None => {
             let shallow_depth =
                 i32::try_from(filters.depth.saturating_add(SHALLOW_MARGIN)).unwrap_or(i32::MAX);
             let synced = sync_branch(
                 &repo,
                 source,
-                &auth,
+                auth,
                 &mut connection,
                 &remote_refs,
                 shallow_depth,
@@ -81,23 +100,23 @@ pub fn check(source: &Source, version: Option<&Version>) -> anyhow::Result<Vec<V
                 return Ok(Vec::new());
             };
             tracing::debug!("branch {branch} is at {tip}");
-            match commit_versions(&repo, tip, cursor, &filters)? {
+            match commit_versions(&repo, tip, cursor, filters)? {
                 Walk::Complete(versions) => Ok(versions),
                 Walk::NeedsHistory => {
                     tracing::info!("fetching the rest of the history of {branch}");
                     let refname = format!("refs/heads/{branch}");
                     let spec = format!("+{refname}:{refname}");
                     let mut remote = open_remote(&repo, uri)?;
-                    let (mut connection, _) = connect(&mut remote, &auth, uri)?;
+                    let (mut connection, _) = connect(&mut remote, auth, uri)?;
                     let refspecs = [spec.as_str()];
                     let mut fetch = branch_fetch(&refspecs);
                     fetch.depth = UNSHALLOW;
-                    fetch_connected(&mut connection, &auth, uri, fetch)?;
+                    fetch_connected(&mut connection, auth, uri, fetch)?;
                     drop(connection);
                     drop(remote);
                     // libgit2 keeps the old shallow grafts in memory: read the cache afresh.
                     let repo = Repository::open_bare(repo.path())?;
-                    match commit_versions(&repo, tip, cursor, &filters)? {
+                    match commit_versions(&repo, tip, cursor, filters)? {
                         Walk::Complete(versions) => Ok(versions),
                         Walk::NeedsHistory => {
                             anyhow::bail!(
@@ -110,11 +129,86 @@ pub fn check(source: &Source, version: Option<&Version>) -> anyhow::Result<Vec<V
             }
         }
         Some(tag_filter) => {
-            sync_all(&repo, source, &auth, &mut connection, &remote_refs)?;
+            sync_all(&repo, source, auth, &mut connection, &remote_refs)?;
             drop(connection);
-            tag_versions(&repo, source, tag_filter, cursor, &filters)
+            tag_versions(&repo, source, tag_filter, cursor, filters)
         }
     }
+}
+
+/// How many packs the cache may hold before the small ones are merged into one.
+const MAX_PACKS: usize = 16;
+
+/// Merges every pack of the bare repository at `dir` but the largest into one new pack when
+/// there are more than `max` of them. Costs what the small packs hold (the objects fetched
+/// since the last merge), never a repack of the whole history.
+pub fn consolidate_packs(dir: &std::path::Path, max: usize) -> anyhow::Result<()> {
+    let pack_dir = dir.join("objects/pack");
+    let mut packs = Vec::new();
+    for entry in std::fs::read_dir(&pack_dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "idx") {
+            let size = std::fs::metadata(path.with_extension("pack"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            packs.push((size, path));
+        }
+    }
+    if packs.len() <= max {
+        return Ok(());
+    }
+    packs.sort();
+    packs.pop(); // the largest stays as it is
+    let repo = Repository::open_bare(dir)?;
+    let mut builder = repo.packbuilder()?;
+    for (_, idx) in &packs {
+        for oid in pack_index_oids(&std::fs::read(idx)?)
+            .with_context(|| format!("reading {}", idx.display()))?
+        {
+            builder.insert_object(oid, None)?;
+        }
+    }
+    builder.write(&pack_dir, 0)?;
+    let merged = builder
+        .name()
+        .map(|name| format!("pack-{name}.idx"))
+        .unwrap_or_default();
+    tracing::debug!(
+        "merged {} packs into {merged} ({} objects)",
+        packs.len(),
+        builder.object_count()
+    );
+    for (_, idx) in &packs {
+        if idx.file_name().is_some_and(|n| *n == *merged) {
+            continue;
+        }
+        for ext in ["pack", "rev", "keep", "idx"] {
+            let _ = std::fs::remove_file(idx.with_extension(ext));
+        }
+    }
+    Ok(())
+}
+
+/// The object ids listed in a version 2 pack index (`.idx`).
+fn pack_index_oids(idx: &[u8]) -> anyhow::Result<Vec<Oid>> {
+    const HEADER: usize = 8 + 256 * 4;
+    anyhow::ensure!(
+        idx.len() >= HEADER && idx.starts_with(b"\xfftOc\0\0\0\x02"),
+        "not a version 2 pack index"
+    );
+    let count = u32::from_be_bytes([
+        idx[HEADER - 4],
+        idx[HEADER - 3],
+        idx[HEADER - 2],
+        idx[HEADER - 1],
+    ]) as usize;
+    let ids = idx
+        .get(HEADER..HEADER + count * 20)
+        .context("truncated pack index")?;
+    Ok(ids
+        .chunks_exact(20)
+        .filter_map(|id| Oid::from_bytes(id).ok())
+        .collect())
 }
 
 /// The cache directory for this source: one bare repository per uri, branch and mode.

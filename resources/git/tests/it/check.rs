@@ -679,3 +679,48 @@ fn concurrent_checks_share_a_cache_safely() {
         }
     });
 }
+
+/// Every incremental fetch adds a pack to the cache; the small ones are merged once there are
+/// more than 16, and checks still see every commit afterwards.
+#[test]
+fn incremental_checks_keep_few_packs() {
+    let (env, repo) = (Env::new(), Repo::new());
+    let first = repo.commit("f", "0");
+    let daemon = testbed::git::GitDaemon::start(repo.path.parent().unwrap());
+    let source = json!({"uri": daemon.url_for("repo")});
+    assert_eq!(env.check(&source, None).json(), refs(&[&first]));
+    let packs = || {
+        let root = env.dir.path().join("tmp/git-resource-repo-cache");
+        let cache = std::fs::read_dir(root)
+            .unwrap()
+            .map(|d| d.unwrap().path())
+            .find(|p| p.is_dir())
+            .unwrap();
+        std::fs::read_dir(cache.join("objects/pack"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "idx")
+            .count()
+    };
+    let mut prev = first.clone();
+    let mut most = 0;
+    for i in 1..=20 {
+        let next = repo.commit("f", &i.to_string());
+        assert_eq!(
+            env.check(&source, Some(json!({"ref": prev}))).json(),
+            refs(&[&prev, &next]),
+            "check {i}"
+        );
+        most = most.max(packs());
+        prev = next;
+    }
+    assert!(most <= 17, "{most} packs");
+    assert!(packs() < 17, "{} packs after merging", packs());
+    assert_eq!(
+        env.check(&source, Some(json!({"ref": first})))
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        21
+    );
+}
