@@ -78,7 +78,7 @@ impl Resource for GitResource {
     type PutParams = PutParams;
 
     fn check(&self, request: CheckRequest<Source>) -> anyhow::Result<Vec<Version>> {
-        transport::configure_libgit2();
+        transport::configure_libgit2_for_check(&request.source.uri);
         request.source.validate()?;
         let source = tunnel::route(&request.source)?;
         log_debug(&source);

@@ -247,6 +247,25 @@ fn https_with_an_untrusted_certificate() {
     round_trip(&env, &bare, trusting);
 }
 
+/// A check over `git://` starts libgit2 without the CA bundle; over https it still reads the
+/// one `SSL_CERT_FILE` names.
+#[test]
+fn https_checks_trust_the_bundle_in_ssl_cert_file() {
+    let bare = Repo::bare_with(2);
+    let http = testbed::git::GitHttp::start_tls(bare.path.parent().unwrap(), "user", "pa55");
+    let ca = http.ca_cert_path().unwrap().to_str().unwrap().to_owned();
+    let env = Env::new();
+    let source = json!({"uri": http.url_for("bare.git"), "branch": "main",
+                        "username": "user", "password": "pa55"});
+    let run = env.run_with_env(
+        &["check"],
+        &json!({ "source": source }),
+        &[("SSL_CERT_FILE", &ca)],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json(), refs(&[&bare.head()]));
+}
+
 #[test]
 fn debug_shows_the_configuration_without_secrets() {
     let bare = Repo::bare_with(1);
