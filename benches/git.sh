@@ -13,7 +13,7 @@
 #   in full          ours: in                   git: clone --single-branch
 #   in depth 1       ours: in depth=1           git: clone --depth 1
 # Targets (issue 3): warm check < 50 ms and within 2x of git; in depth 1 within 2x of git;
-# peak RSS of a check < 64 MB.
+# peak RSS of a check < 64 MB. Spec (git.md): warm vs peer < 0.10x.
 # Prints best wall time of REPS runs, peak RSS, and the ratio ours/git.
 # Full run: benches/git.sh (20,000 commits, release build).
 # SMOKE=1: 300 commits with the debug build, in seconds (CI does that).

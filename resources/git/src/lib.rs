@@ -5,7 +5,7 @@
 //! `source`/`params` types), `transport` (credentials, TLS, redaction), `filter` (which commits
 //! and tags count), `check`, `get` (`in`), `put` (`out`) and `metadata` (the `.git/` files and
 //! metadata entries both `in` and `out` report), `signature` (GPG), `lfs` (LFS batch API) and
-//! `tunnel` (`https_tunnel`).
+//! `tunnel` (`https_tunnel`), `daemon` (the `git://` transport, replacing libgit2's own).
 //!
 //! # Where we differ from concourse/git-resource
 //!
@@ -16,6 +16,8 @@
 //!   `$TMPDIR/git-resource-repo-cache/<key>`. Over the network a new cache starts shallow
 //!   (`version_depth` + 20 commits) and fetches the rest only when the walk reaches the
 //!   boundary; later checks list the refs and fetch only new objects, on one connection.
+//!   Once the cache holds more than 16 packs (one per incremental fetch), the small ones are
+//!   merged into one (the official resource's `git gc --auto`).
 //! - Local paths and `file://` are read by libgit2 directly: `params.depth` is ignored there
 //!   (never shallow), and every object of the remote is copied.
 //! - `out` pushes the tag it creates, not every local tag (`git push --tags`), and never moves
