@@ -1592,13 +1592,8 @@ async fn file_body(
     len: u64,
     verifier: Option<(DigestVerifier, MismatchSlot)>,
 ) -> Result<reqwest::Body, RegistryError> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| RegistryError::io(path, e))?;
-    file.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(|e| RegistryError::io(path, e))?;
+    use tokio::io::AsyncReadExt;
+    let file = open_range(path, offset, len).await?;
     struct State {
         file: tokio::io::Take<tokio::fs::File>,
         left: u64,
@@ -1606,7 +1601,7 @@ async fn file_body(
         done: bool,
     }
     let state = State {
-        file: file.take(len),
+        file,
         left: len,
         verifier,
         done: false,
@@ -1663,6 +1658,22 @@ async fn file_body(
     Ok(reqwest::Body::wrap_stream(stream))
 }
 
+/// `len` bytes of `path` from `offset`, as a reader.
+async fn open_range(
+    path: &Path,
+    offset: u64,
+    len: u64,
+) -> Result<tokio::io::Take<tokio::fs::File>, RegistryError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| RegistryError::io(path, e))?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| RegistryError::io(path, e))?;
+    Ok(file.take(len))
+}
+
 /// Hashes `len` bytes of `path` from `offset` and checks them against `digest`.
 async fn verify_file_range(
     path: &Path,
@@ -1670,15 +1681,9 @@ async fn verify_file_range(
     len: u64,
     digest: &str,
 ) -> Result<(), RegistryError> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    use tokio::io::AsyncReadExt;
     let mut verifier = DigestVerifier::new(digest)?;
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| RegistryError::io(path, e))?;
-    file.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(|e| RegistryError::io(path, e))?;
-    let mut file = file.take(len);
+    let mut file = open_range(path, offset, len).await?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = file
