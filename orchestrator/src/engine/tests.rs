@@ -9,94 +9,29 @@ use std::sync::OnceLock;
 use super::*;
 use crate::state::BuildStatus::{Aborted, Errored, Failed, Succeeded};
 
-/// The directory holding `git-resource` (built on demand) and the `mock-resource` script.
+/// The directory holding `git-resource` (built on demand) and the `mock-resource` script:
+/// one copy per build of the binaries, shared by every test process.
 pub(crate) fn resource_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        // target/debug/deps/tributary-… ⇒ target/debug
-        let exe = std::env::current_exe().unwrap();
-        let target = exe.parent().unwrap().parent().unwrap().to_owned();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let profile = target.file_name().unwrap().to_string_lossy().into_owned();
-        // Built once per target dir (nextest runs every test in its own process).
         let binaries = [
             "git-resource",
             "registry-image-resource",
             "registry-tag-resource",
         ];
-        if binaries.iter().any(|b| !target.join(b).exists()) {
-            let mut build = resource_protocol::process::command(&cargo, workspace);
-            build.arg("build");
+        testbed::built::ensure_built(&binaries);
+        let root = std::env::temp_dir().join("tributary-test-resources");
+        testbed::built::shared_dir(&root, &binaries, MOCK_RESOURCE.as_bytes(), |dir| {
+            use std::os::unix::fs::PermissionsExt;
             for b in binaries {
-                build.args(["-p", b]);
+                testbed::built::copy_binary(b, dir);
             }
-            if profile == "release" {
-                build.arg("--release");
-            }
-            resource_protocol::process::output_checked(&mut build).unwrap();
-        }
-        shared_copy(&target, &binaries)
+            let mock = dir.join("mock-resource");
+            std::fs::write(&mock, MOCK_RESOURCE).unwrap();
+            std::fs::set_permissions(&mock, std::fs::Permissions::from_mode(0o755)).unwrap();
+        })
     })
     .clone()
-}
-
-/// Copies of `binaries` (and the mock resource) that every test process of these builds
-/// shares: `$TMPDIR/tributary-test-resources/<key>`, keyed by the binaries' sizes and times.
-/// Copies, not links: another package's build may replace the originals meanwhile; shared, so
-/// a test run does not leave a copy per test process behind.
-fn shared_copy(target: &Path, binaries: &[&str]) -> PathBuf {
-    use sha2::Digest;
-    use std::os::unix::fs::PermissionsExt;
-    let mut key = sha2::Sha256::new();
-    key.update(MOCK_RESOURCE);
-    for b in binaries {
-        let meta = std::fs::metadata(target.join(b)).unwrap();
-        let mtime = meta
-            .modified()
-            .unwrap()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap();
-        key.update(format!("{b} {} {}\n", meta.len(), mtime.as_nanos()));
-    }
-    let root = std::env::temp_dir().join("tributary-test-resources");
-    std::fs::create_dir_all(&root).unwrap();
-    let dir = root.join(&hex::encode(key.finalize())[..16]);
-    if dir.join("done").exists() {
-        return dir;
-    }
-    let staging = tempfile::tempdir_in(&root).unwrap();
-    for b in binaries {
-        let mut tries = 0;
-        while let Err(e) = std::fs::copy(target.join(b), staging.path().join(b)) {
-            tries += 1;
-            assert!(tries < 40, "copying {b}: {e}");
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-    let mock = staging.path().join("mock-resource");
-    std::fs::write(&mock, MOCK_RESOURCE).unwrap();
-    std::fs::set_permissions(&mock, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(staging.path().join("done"), "").unwrap();
-    // Another test process may have won the race: then its copy is used and ours goes.
-    let staged = staging.keep();
-    if std::fs::rename(&staged, &dir).is_err() {
-        let _ = std::fs::remove_dir_all(&staged);
-    }
-    assert!(dir.join("done").exists(), "{}", dir.display());
-    // Copies of older builds no test has started from for an hour go.
-    for entry in std::fs::read_dir(&root).unwrap().flatten() {
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > Duration::from_secs(3600));
-        if old && entry.path() != dir {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-    dir
 }
 
 /// A resource type for tests: versions are the lines of `source.file`; `in` writes the

@@ -17,12 +17,6 @@ use tributary::engine::{Engine, EngineConfig, OutputMode, RunOptions};
 use tributary::runner::Runtime;
 use tributary::state::BuildStatus;
 
-/// The workspace's target profile directory (`target/debug`), from this test's executable.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_owned()
-}
-
 /// The resource binaries these tests package and run.
 const BINARIES: [&str; 3] = [
     "git-resource",
@@ -31,88 +25,37 @@ const BINARIES: [&str; 3] = [
 ];
 
 /// Copies of [`BINARIES`] (`bin/`) and the OCI layouts built from them (`images/<type>/`),
-/// shared by every test process and run in `CARGO_TARGET_TMPDIR`, keyed by the binaries' sizes
-/// and mtimes: built once per build of the binaries (copies, because another package's build
-/// may replace the originals meanwhile; older entries are removed).
+/// shared by every test process and run in `CARGO_TARGET_TMPDIR`, made once per build of the
+/// binaries.
 fn kit() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let target = target_dir();
-        if BINARIES.iter().any(|b| !target.join(b).exists()) {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut build = resource_protocol::process::command(&cargo, workspace);
-            build.arg("build");
-            for b in BINARIES {
-                build.args(["-p", b]);
-            }
-            resource_protocol::process::output_checked(&mut build).unwrap();
-        }
-        let mut key = String::new();
-        for b in BINARIES {
-            let meta = std::fs::metadata(target.join(b)).unwrap();
-            let mtime = meta
-                .modified()
-                .unwrap()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap();
-            key.push_str(&format!("{b}:{}:{};", meta.len(), mtime.as_nanos()));
-        }
-        let key = {
-            use sha2::Digest;
-            hex::encode(&sha2::Sha256::digest(key.as_bytes())[..8])
-        };
+        testbed::built::ensure_built(&BINARIES);
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("base-images");
-        let dir = root.join(&key);
-        if dir.join("images/images.json").exists() {
-            return dir;
-        }
-        std::fs::create_dir_all(&root).unwrap();
-        let partial = tempfile::Builder::new()
-            .prefix(".partial-")
-            .tempdir_in(&root)
-            .unwrap();
-        let bin = partial.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        for b in BINARIES {
-            let mut tries = 0;
-            while let Err(e) = std::fs::copy(target.join(b), bin.join(b)) {
-                tries += 1;
-                assert!(tries < 40, "copying {b}: {e}");
-                std::thread::sleep(Duration::from_millis(500));
+        testbed::built::shared_dir(&root, &BINARIES, b"", |dir| {
+            let bin = dir.join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            for b in BINARIES {
+                testbed::built::copy_binary(b, &bin);
             }
-        }
-        let options = images::build::BuildOptions {
-            out: partial.path().join("images"),
-            binaries: bin,
-            types: ["git", "registry-image", "registry-tag"]
-                .iter()
-                .map(|t| images::types::by_name(t).unwrap())
-                .collect(),
-            source_date_epoch: 0,
-            version: "0.1.0".into(),
-            revision: "0123456789abcdef0123456789abcdef01234567".into(),
-            source: "https://github.com/tributary-ci/tributary".into(),
-            licenses: "Apache-2.0".into(),
-            repo_prefix: "tributary".into(),
-            ca_bundle: "/etc/ssl/certs/ca-certificates.crt".into(),
-            strip: true,
-        };
-        images::build::build_images(&options).unwrap();
-        // Another process may have won the race: then ours goes away with `partial`.
-        let _ = std::fs::rename(partial.path(), &dir);
-        assert!(dir.join("images/images.json").exists(), "{}", dir.display());
-        // Entries of older binaries (an hour untouched) are garbage.
-        for entry in std::fs::read_dir(&root).unwrap().flatten() {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > Duration::from_secs(3600)));
-            if old && entry.path() != dir {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-        dir
+            let options = images::build::BuildOptions {
+                out: dir.join("images"),
+                binaries: bin,
+                types: ["git", "registry-image", "registry-tag"]
+                    .iter()
+                    .map(|t| images::types::by_name(t).unwrap())
+                    .collect(),
+                source_date_epoch: 0,
+                version: "0.1.0".into(),
+                revision: "0123456789abcdef0123456789abcdef01234567".into(),
+                source: "https://github.com/tributary-ci/tributary".into(),
+                licenses: "Apache-2.0".into(),
+                repo_prefix: "tributary".into(),
+                ca_bundle: "/etc/ssl/certs/ca-certificates.crt".into(),
+                strip: true,
+            };
+            images::build::build_images(&options).unwrap();
+        })
     })
     .clone()
 }

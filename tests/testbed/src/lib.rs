@@ -29,6 +29,7 @@
 //! | your own server process | [`tools::ServerProcess`], [`tools::retry_start`] | `wait_listening`, `log_tail` |
 //! | programs and temp dirs | [`tools::require`] (panics with the apt package), [`tools::temp_dir`], [`tools::fast_temp_dir`] (tmpfs), [`tools::run`] | |
 //! | bad-input conformance | [`bad_input::assert_rejects_bad_input`] | |
+//! | workspace binaries built and copied once per build | [`built::ensure_built`], [`built::shared_dir`], [`built::copy_binary`] | [`built::target_dir`] |
 //! | running a resource binary with a request | [`resource_cli::ResourceCli::new`] (env, timeout), [`resource_cli::run`] | [`resource_cli::Run`]: `code`, `stdout` (JSON), `stdout_text`, `stderr`, `json()`, `versions_of`, `failed_with` |
 //!
 //! ```no_run
@@ -55,6 +56,7 @@
 //!   `static` leaks it until the process exits (nextest runs each test in its own process).
 
 pub mod bad_input;
+pub mod built;
 pub mod docker;
 pub mod fixtures;
 pub mod git;
