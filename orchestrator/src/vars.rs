@@ -622,7 +622,7 @@ impl VarSources {
             ));
         }
         // Static vars were interpolated at load time: what is left has no value.
-        if let Some(found) = first_ref(&Json::Object(config.clone())) {
+        if let Some(found) = config.values().find_map(first_ref) {
             return Err(format!("var_sources {name}: config: undefined var {found}"));
         }
         let vars = config
