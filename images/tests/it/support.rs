@@ -33,27 +33,21 @@ pub fn binaries_dir() -> PathBuf {
     static SNAPSHOT: OnceLock<tempfile::TempDir> = OnceLock::new();
     SNAPSHOT
         .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            // target/debug/deps/it-HASH -> target/debug
+            let names: Vec<String> = images::types::ALL.iter().map(|t| t.binary_name()).collect();
             let dir = match std::env::var_os("IMAGES_TEST_BINARIES") {
                 Some(dir) => workspace_root().join(dir), // relative to the workspace root
-                None => exe.parent().unwrap().parent().unwrap().to_owned(),
+                None => {
+                    // Builds only when this package's tests run alone: `--workspace` builds all.
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    testbed::built::ensure_built(&names);
+                    testbed::built::target_dir()
+                }
             };
             let snapshot = tempfile::tempdir().unwrap();
-            for resource_type in images::types::ALL {
-                let binary = resource_type.binary_name();
-                if !dir.join(&binary).is_file() {
-                    // Only when this package's tests run alone: `--workspace` builds them all.
-                    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                    output_checked(
-                        command(cargo, &workspace_root())
-                            .args(["build", "-p", &binary, "--bin", &binary]),
-                    )
-                    .unwrap();
-                }
-                let to = snapshot.path().join(&binary);
-                std::fs::hard_link(dir.join(&binary), &to)
-                    .or_else(|_| std::fs::copy(dir.join(&binary), &to).map(drop))
+            for binary in &names {
+                let to = snapshot.path().join(binary);
+                std::fs::hard_link(dir.join(binary), &to)
+                    .or_else(|_| std::fs::copy(dir.join(binary), &to).map(drop))
                     .unwrap();
             }
             snapshot
